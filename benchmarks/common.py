@@ -1,0 +1,64 @@
+"""Helpers shared by the benchmark scripts: timing, the matmul reference rate, result files."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scarce.runtime import environment_info
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``step()`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Achieved fp32 GFLOP/s of a ``size x size`` matmul: the machine's reference rate."""
+    left, right = torch.randn(size, size), torch.randn(size, size)
+    seconds = median_seconds(lambda: left @ right, repeats, warmup=2)
+    return 2 * size**3 / seconds / 1e9
+
+
+def run_header() -> dict[str, Any]:
+    """Machine, software and command of this benchmark run."""
+    return {
+        "command": "python -m benchmarks."
+        + Path(sys.argv[0]).stem
+        + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": environment_info(),
+    }
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (machine and command on top)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    env = payload["environment"]
+    header = (
+        f"Command: `{payload['command']}`  \n"
+        f"Date: {payload['date']}  \n"
+        f"Machine: {env['processor']}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads, "
+        f"device {env['device']}; torch {env['torch']}, scarce {env['scarce']}\n\n"
+    )
+    (RESULTS_DIR / f"{name}.md").write_text(header + markdown)
+    print(header + markdown)

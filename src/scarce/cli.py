@@ -1,0 +1,82 @@
+"""The ``scarce`` command line.
+
+Every sub-command is a function ``(args) -> exit code`` registered in :func:`build_parser`.
+Errors the user can fix (bad input) raise :class:`UserError`: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import scarce
+from scarce.runtime import environment_info, tune_cpu_allocator
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print versions, device and threads."""
+    info = environment_info()
+    info["malloc_tuning"] = str(tune_cpu_allocator())
+    width = max(len(key) for key in info)
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the encoder presets with their token grid and trainable parameters."""
+    from scarce.models import count_parameters, create_encoder, list_presets, preset_config
+
+    print(f"{'preset':<18} {'tokenizer':<9} {'px':>4} {'grid':>6} {'D':>4} {'depth':>5} {'heads':>5} {'params':>12}")
+    for name in list_presets():
+        config = preset_config(name)
+        params = count_parameters(create_encoder(name))
+        grid = f"{config.grid_size[0]}x{config.grid_size[1]}"
+        print(
+            f"{name:<18} {config.tokenizer:<9} {config.img_size:>4} {grid:>6} {config.embed_dim:>4} "
+            f"{config.depth:>5} {config.num_heads:>5} {params:>12,}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scarce",
+        description="Self-supervised vision representation learning from scarce data (SCOTT + MIM-JEPA, S3L).",
+    )
+    parser.add_argument("--version", action="version", version=f"scarce {scarce.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "info": cmd_info,
+        "models": cmd_models,
+    }
+    for name, handler in handlers.items():
+        sub = commands.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    tune_cpu_allocator()
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args))
+    except UserError as error:
+        print(f"scarce {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scarce {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The MIM-JEPA predictor (spec sec. 4.5).
+
+A depth-3 :class:`MaskedTransformer` with the encoder's width, heads, FFN and dropouts over the
+full token sequence of the context encoder. Its own learned mask token replaces the context
+tokens at masked positions (this is the 384-parameter vector in the spec's parity count of
+5,457,408 at D=384), the position embedding is added again, and a head
+``SiLU → LayerNorm(D, affine) → Linear(D, D, bias)`` maps to the target space.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from scarce.models.encoder import EncoderConfig
+from scarce.models.transformer import MaskedTransformer, init_linear_
+
+PredictorInit = Literal["default", "reference"]
+
+
+class Predictor(nn.Module):
+    """``forward(context_tokens [B, N, D], keep_mask [B, N]) -> predictions [B, N, D]``.
+
+    Args:
+        encoder_config: the context encoder's configuration (width, heads, FFN, dropouts, grid).
+        depth: number of predictor blocks (3 in the paper).
+        init: ``"default"`` rescales block ``l`` as block ``encoder_depth + l`` of the encoder
+            would be; ``"reference"`` reproduces the official code, which rescales twice (once as
+            ``l`` and once as ``encoder_depth + l``).
+    """
+
+    def __init__(self, encoder_config: EncoderConfig, depth: int = 3, init: PredictorInit = "default") -> None:
+        super().__init__()
+        if init not in ("default", "reference"):
+            raise ValueError(f"predictor init must be 'default' or 'reference', got {init!r}")
+        dim = encoder_config.embed_dim
+        self.init = init
+        self.encoder_depth = encoder_config.depth
+        self.transformer = MaskedTransformer(
+            dim,
+            encoder_config.grid_size,
+            depth=depth,
+            num_heads=encoder_config.num_heads,
+            ffn=encoder_config.ffn,
+            mlp_ratio=encoder_config.mlp_ratio,
+            dropout_rate=encoder_config.dropout_rate,
+            attention_dropout=encoder_config.attention_dropout,
+            stochastic_depth_rate=encoder_config.stochastic_depth_rate,
+            first_layer_id=encoder_config.depth + 1,
+        )
+        self.head = nn.Sequential(nn.SiLU(), nn.LayerNorm(dim), nn.Linear(dim, dim, bias=True))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.transformer.reset_parameters()
+        self.head.apply(init_linear_)
+        if self.init == "reference":
+            for layer_id, block in enumerate(self.transformer.blocks, start=1):
+                block.rescale_(layer_id)
+
+    def forward(self, context_tokens: Tensor, keep_mask: Tensor, grid_size: tuple[int, int] | None = None) -> Tensor:
+        """``context_tokens [B, N, D]``, ``keep_mask [B, N]`` bool -> ``[B, N, D]``."""
+        return self.head(self.transformer(context_tokens, keep_mask, grid_size))
+
+
+def build_predictor(encoder_config: EncoderConfig, depth: int = 3, init: PredictorInit = "default") -> Predictor:
+    """The MIM-JEPA predictor matching ``encoder_config``."""
+    return Predictor(encoder_config, depth=depth, init=init)

@@ -1,0 +1,49 @@
+"""The ``scarce`` command line: help, info, models, console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scarce.cli import main
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "info" in out and "models" in out
+
+
+def test_info_prints_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch          {torch.__version__}" in out or torch.__version__ in out
+    assert "torch_threads" in out and "device" in out
+
+
+def test_models_lists_presets_with_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "scott-paper" in out and "22,447,680" in out
+
+
+def test_unknown_command_exits_nonzero() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrainn"])
+    assert exit_info.value.code == 2
+
+
+def test_console_script_and_module_entry_points() -> None:
+    script = shutil.which("scarce")
+    assert script is not None, "console script 'scarce' is not installed"
+    for command in ([script, "info"], [sys.executable, "-m", "scarce", "--version"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "scarce" in result.stdout
