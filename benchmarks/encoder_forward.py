@@ -6,7 +6,7 @@ and the ratio to the fp32 2048x2048 matmul rate measured in the same run.
 
 Forward: eval mode, no gradient, no mask (target encoder / feature extraction).
 Forward+backward: train mode (dropout on), a blockwise keep mask with r = 0.6 (context encoder),
-loss = mean of squared tokens. FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode``.
+loss = mean of squared tokens. FLOPs: ``scarce.flops.count_flops`` (``FlopCounterMode`` + CPU attention).
 """
 
 from __future__ import annotations
@@ -14,20 +14,14 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import matmul_gflops, median_seconds, run_header, write_results
+from scarce.flops import count_flops
 from scarce.masking import make_mask_generator
 from scarce.models import count_parameters, create_encoder
 from scarce.runtime import tune_cpu_allocator
 
 DEFAULT_PRESETS = ["scott-cpu-32", "scott-cpu-64", "scott-cpu-96", "vit-cpu-96", "scott-paper", "vit-paper"]
-
-
-def count_flops(step: object) -> int:
-    with FlopCounterMode(display=False) as counter:
-        step()  # type: ignore[operator]
-    return counter.get_total_flops()
 
 
 def measure(preset: str, batch_size: int, repeats: int, reference_gflops: float) -> dict[str, object]:

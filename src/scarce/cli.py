@@ -1,7 +1,7 @@
 """The ``scarce`` command line.
 
 Every sub-command is a function ``(args) -> exit code`` registered in :func:`build_parser`.
-Errors the user can fix (bad input) raise :class:`UserError`: one line on stderr, exit code 2.
+Errors the user can fix raise :class:`scarce.errors.ScarceError`: one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -11,11 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 import scarce
+from scarce.errors import ScarceError
 from scarce.runtime import environment_info, tune_cpu_allocator
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -70,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.handler(args))
-    except UserError as error:
+    except ScarceError as error:
         print(f"scarce {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
