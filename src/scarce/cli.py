@@ -41,6 +41,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the shipped training configurations (use with scarce pretrain -c NAME)."""
+    from scarce.config import list_config_presets, load_config
+
+    for name in list_config_presets():
+        config = load_config(name)
+        model = config.model
+        print(
+            f"{name:<14} {model.tokenizer:<5} {model.img_size:>3} px  D {model.embed_dim:<3} depth {model.depth:<2} "
+            f"epochs {config.schedule.epochs:<3} batch {config.run.batch_size}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scarce",
@@ -48,12 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scarce {scarce.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
-        "info": cmd_info,
-        "models": cmd_models,
+    from scarce.commands import pretrain
+
+    handlers: dict[
+        str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None] | None]
+    ] = {
+        "info": (cmd_info, None),
+        "models": (cmd_models, None),
+        "presets": (cmd_presets, None),
+        "pretrain": (pretrain.run, pretrain.add_arguments),
     }
-    for name, handler in handlers.items():
-        sub = commands.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+    for name, (handler, add_arguments) in handlers.items():
+        doc = (handler.__doc__ if add_arguments is None else sys.modules[handler.__module__].__doc__) or ""
+        summary = doc.strip().splitlines()[0].split(": ", 1)[-1] if doc.strip() else name
+        sub = commands.add_parser(name, help=summary, description=summary)
+        if add_arguments is not None:
+            add_arguments(sub)
         sub.set_defaults(handler=handler)
     return parser
 

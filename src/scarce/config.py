@@ -1,0 +1,230 @@
+"""Typed, validated run configuration (one pydantic model per section, unknown keys rejected).
+
+A configuration is a YAML file (or a shipped preset name, see :func:`list_config_presets`) plus
+``section.key=value`` overrides. The resolved configuration is saved in every run directory.
+
+Sections: ``model`` (encoder + predictor), ``masking``, ``data``, ``augmentation``, ``optim``,
+``schedule``, ``run``. Defaults are the paper's recipe (spec sec. 4) at the paper's size.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scarce.errors import ConfigError
+from scarce.models.encoder import EncoderConfig
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(EncoderConfig):
+    """Encoder fields (see :class:`scarce.models.EncoderConfig`) plus the predictor's."""
+
+    predictor_depth: int = Field(3, ge=1)
+    predictor_init: Literal["default", "reference"] = "default"
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(**self.model_dump(exclude={"predictor_depth", "predictor_init"}))
+
+
+class MaskingConfig(Section):
+    """Spec sec. 4.2."""
+
+    kind: Literal["blockwise", "uniform"] = "blockwise"
+    ratio: float = Field(0.6, gt=0, lt=1, description="fraction of masked tokens")
+    placement: Literal["inside", "clipped"] = "inside"
+    min_area: int | None = Field(None, ge=1, description="default: 16 at 14x14, scaled with the grid")
+
+
+class DataConfig(Section):
+    """Where the images come from and how they are split (see ``scarce.data``)."""
+
+    spec: str | None = Field(None, description="npz:PATH | folder:PATH | flowers102:ROOT | pets37:ROOT | ...")
+    protocol: Literal["inductive", "transductive"] = "inductive"
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    split_seed: int = Field(0, ge=0)
+    subset_per_class: int | None = Field(None, ge=1)
+    subset_total: int | None = Field(None, ge=1)
+    cache_short_side: int | None = Field(None, ge=8, description="resize decoded images once (folders)")
+    num_workers: int | None = Field(None, ge=0, description="loader processes; default: 1 on CPU, 8 on GPU")
+
+    @model_validator(mode="after")
+    def _one_subset_rule(self) -> DataConfig:
+        if self.subset_per_class is not None and self.subset_total is not None:
+            raise ValueError("give subset_per_class or subset_total, not both")
+        return self
+
+
+class AugmentationConfig(Section):
+    """The aligned two-view transform of spec sec. 4.1."""
+
+    mode: Literal["none", "diff", "same"] = "diff"
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = Field(0.5, ge=0, le=1)
+    photometric_p: float = Field(0.6, ge=0, le=1)
+    jitter_p: float = Field(0.8, ge=0, le=1)
+    brightness: float = Field(0.4, ge=0)
+    contrast: float = Field(0.4, ge=0)
+    saturation: float = Field(0.2, ge=0)
+    hue: float = Field(0.1, ge=0, le=0.5)
+    grayscale_p: float = Field(0.1, ge=0, le=1)
+    blur_p: float = Field(0.3, ge=0, le=1)
+    blur_kernel: int = Field(9, ge=1)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+
+class OptimConfig(Section):
+    """AdamW over context encoder + predictor (spec sec. 4.7)."""
+
+    lr: float = Field(5e-4, gt=0, description="peak learning rate")
+    start_lr: float = Field(1e-6, ge=0)
+    final_lr: float = Field(1e-5, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.04, ge=0)
+    final_weight_decay: float = Field(0.4, ge=0)
+    clip_grad: float | None = Field(None, gt=0, description="max gradient norm; none in the paper")
+    accumulation_steps: int = Field(1, ge=1)
+
+
+class ScheduleConfig(Section):
+    """Per-iteration schedules (spec sec. 4.8)."""
+
+    epochs: int = Field(300, ge=1)
+    warmup_epochs: float = Field(40, ge=0)
+    flat_fraction: float = Field(0.72, ge=0, le=1)
+    ema_start: float = Field(0.996, ge=0, le=1)
+    ema_end: float = Field(1.0, ge=0, le=1)
+    ema_schedule: Literal["linear", "cosine"] = "linear"
+
+
+class RunConfig(Section):
+    """How the run is executed; none of these change the recipe's mathematics except seed/batch."""
+
+    seed: int = Field(47, ge=0)
+    batch_size: int = Field(64, ge=1)
+    drop_last: bool = True
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+    checkpoint_every: int = Field(10, ge=1, description="epochs between numbered checkpoints")
+    online_probe: bool = True
+    probe_lr: float = Field(1e-3, gt=0)
+    probe_weight_decay: float = Field(0.05, ge=0)
+    tensorboard: bool = True
+
+
+class ScarceConfig(Section):
+    """The whole configuration of a pretraining run."""
+
+    method: Literal["mimjepa"] = "mimjepa"
+    model: ModelConfig = ModelConfig()
+    masking: MaskingConfig = MaskingConfig()
+    data: DataConfig = DataConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    run: RunConfig = RunConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+_PRESET_PACKAGE = "scarce.configs"
+
+
+def list_config_presets() -> list[str]:
+    """Names of the YAML presets shipped in ``scarce/configs``."""
+    files = resources.files(_PRESET_PACKAGE).iterdir()
+    return sorted(path.name.removesuffix(".yaml") for path in files if path.name.endswith(".yaml"))
+
+
+def _read_yaml(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+    elif name_or_path in list_config_presets():
+        text = resources.files(_PRESET_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
+    else:
+        raise ConfigError(
+            f"unknown config {name_or_path!r}: not a file, and not a preset ({', '.join(list_config_presets())})"
+        )
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{name_or_path}: invalid YAML: {error}".replace("\n", " ")) from error
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{name_or_path}: a config must be a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply ``section.key=value`` (value parsed as YAML) to a raw config mapping in place."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    dotted, value_text = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override {override!r}: empty key")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {override!r}: value is not valid YAML") from error
+    node = raw
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {key} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "config"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            problems.append(f"{where}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def build_config(raw: dict[str, Any]) -> ScarceConfig:
+    """Validate a raw mapping; errors name every bad key."""
+    try:
+        return ScarceConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"invalid config: {_describe(error)}") from None
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ScarceConfig:
+    """Load a preset name or YAML file (None: the paper's defaults) and apply overrides."""
+    raw = _read_yaml(name_or_path) if name_or_path else {}
+    for override in overrides:
+        apply_override(raw, override)
+    return build_config(raw)
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable ``key: old -> new`` lines between two config mappings."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        where = f"{prefix}{key}"
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            lines.extend(config_differences(before, after, where + "."))
+        elif before != after:
+            lines.append(f"{where}: {before!r} -> {after!r}")
+    return lines

@@ -1,0 +1,399 @@
+"""The generic training loop: any :class:`~scarce.methods.base.Method`, any device.
+
+It owns what every method needs and no method should rewrite: device and precision, the
+optimiser with per-iteration LR / weight-decay schedules, the EMA momentum schedule, gradient
+accumulation and clipping, checkpoints (atomic; exact resume of model, EMA, optimiser, schedules,
+RNG and data order), SIGINT/SIGTERM handling, NaN detection, logging, progress and the online
+probe. Multi-process training plugs in through the sampler's ``rank`` / ``world_size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from scarce.config import ScarceConfig
+from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loader
+from scarce.engine.checkpoint import load_state_dict_strict, save_checkpoint
+from scarce.engine.diagnostics import effective_rank, token_std_across_batch
+from scarce.engine.metrics_log import JsonlLog, MetricsLogger
+from scarce.engine.online_probe import OnlineProbe
+from scarce.engine.run_dir import RunDirectory
+from scarce.engine.schedules import Cosine, Linear, WarmupFlatCosine
+from scarce.errors import DataError, ScarceError
+from scarce.methods.base import Batch, Method
+
+MAX_RANK_FEATURES = 2048
+
+
+class TrainingDivergedError(ScarceError):
+    """The loss became NaN or infinite."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA if available, else Apple MPS, else CPU; otherwise the named device."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ScarceError(f"unknown device {name!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ScarceError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
+    """A context-manager factory: bf16 autocast on CUDA by default (or when asked), else nothing."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@dataclass
+class TrainState:
+    """Where the run is: epochs completed, optimiser steps done, micro-batches into this epoch."""
+
+    epoch: int = 0
+    step: int = 0
+    batch_in_epoch: int = 0
+
+
+@dataclass
+class Schedules:
+    lr: WarmupFlatCosine
+    weight_decay: Linear
+    momentum: Linear | Cosine
+
+    @classmethod
+    def from_config(cls, config: ScarceConfig, steps_per_epoch: int) -> Schedules:
+        total = config.schedule.epochs * steps_per_epoch
+        optim, schedule = config.optim, config.schedule
+        momentum_cls = Linear if schedule.ema_schedule == "linear" else Cosine
+        return cls(
+            lr=WarmupFlatCosine(
+                start=optim.start_lr,
+                peak=optim.lr,
+                final=optim.final_lr,
+                total_steps=total,
+                warmup_steps=round(schedule.warmup_epochs * steps_per_epoch),
+                flat_fraction=schedule.flat_fraction,
+            ),
+            weight_decay=Linear(optim.weight_decay, optim.final_weight_decay, total),
+            momentum=momentum_cls(schedule.ema_start, schedule.ema_end, total),
+        )
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _ignore_sigint_in_worker(worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process, which checkpoints and exits."""
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Trainer:
+    """Runs ``method`` on ``dataset`` as ``config`` says, writing into ``run_dir``.
+
+    Args:
+        method: the method (modules already built).
+        config: the resolved configuration.
+        run_dir: a prepared :class:`RunDirectory`.
+        dataset: per-sample augmented views of the training images.
+        val_images, val_labels: eval-transformed uint8 validation images ``[M, 3, S, S]`` and
+            labels for the online probe (None: no probe).
+        num_classes: classes of the labelled training data (0: unlabelled).
+        device: where to train.
+        rank, world_size: data sharding (1 process by default).
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        config: ScarceConfig,
+        run_dir: RunDirectory,
+        dataset: AugmentedViews,
+        *,
+        val_images: Tensor | None = None,
+        val_labels: Tensor | None = None,
+        num_classes: int = 0,
+        device: torch.device,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        show_progress: bool | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.device = device
+        self.log = log
+        self.show_progress = show_progress
+        self.method = method.to(device)
+        run = config.run
+        self.sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, run.drop_last, rank, world_size)
+        if self.sampler.batches_per_epoch < 1:
+            raise DataError(
+                f"{len(dataset)} training images are fewer than one batch of {run.batch_size * world_size}; "
+                "lower --batch-size or add images"
+            )
+        self.accumulation = config.optim.accumulation_steps
+        self.steps_per_epoch = self.sampler.batches_per_epoch // self.accumulation
+        if self.steps_per_epoch < 1:
+            raise DataError(
+                f"{self.sampler.batches_per_epoch} batches per epoch are fewer than accumulation_steps "
+                f"{self.accumulation}"
+            )
+        self.loader = make_train_loader(
+            dataset,
+            self.sampler,
+            num_workers,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_ignore_sigint_in_worker,
+            seed=run.seed,
+        )
+        self.schedules = Schedules.from_config(config, self.steps_per_epoch)
+        self.total_steps = config.schedule.epochs * self.steps_per_epoch
+        self.optimizer = torch.optim.AdamW(
+            method.parameter_groups(),  # type: ignore[arg-type]
+            lr=config.optim.lr,
+            betas=config.optim.betas,
+            eps=config.optim.eps,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.autocast = autocast_factory(device, run.precision)
+        self.state = TrainState()
+        self.val_images, self.val_labels = val_images, val_labels
+        self.probe: OnlineProbe | None = None
+        if run.online_probe and num_classes > 0 and val_images is not None and val_labels is not None:
+            embed_dim = next(iter(method.export_encoders().values())).embed_dim  # type: ignore[union-attr]
+            self.probe = OnlineProbe(int(embed_dim), num_classes, run.probe_lr, run.probe_weight_decay, device)
+        self._stop_signal: int | None = None
+        if run.compile:
+            for module in method.trainable_modules().values():
+                module.compile()
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "probe": None if self.probe is None else self.probe.state_dict(),
+            "state": asdict(self.state),
+            "rng": rng_state(),
+        }
+
+    def save(self, numbered: bool = False) -> None:
+        payload = self.checkpoint_payload()
+        save_checkpoint(self.run_dir.last_checkpoint, payload)
+        if numbered:
+            save_checkpoint(self.run_dir.epoch_checkpoint(self.state.epoch), payload)
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue exactly from a checkpoint written by :meth:`save`."""
+        load_state_dict_strict(self.method, payload["method"], "checkpoint model weights")
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.probe is not None and payload.get("probe") is not None:
+            self.probe.load_state_dict(payload["probe"])
+        self.state = TrainState(**payload["state"])
+        set_rng_state(payload["rng"])
+        JsonlLog.truncate(self.run_dir.metrics_path, "step", self.state.step)
+        JsonlLog.truncate(self.run_dir.epochs_path, "epoch", self.state.epoch)
+
+    # ------------------------------------------------------------------ one step
+    def _set_schedules(self) -> tuple[float, float, float]:
+        step = self.state.step
+        lr, weight_decay = self.schedules.lr(step), self.schedules.weight_decay(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+            group["weight_decay"] = weight_decay * group.get("wd_scale", 1.0)
+        return lr, weight_decay, self.schedules.momentum(step)
+
+    def _micro_step(self, batch: Batch, boundary: bool, momentum: float) -> tuple[float, Tensor | None]:
+        batch = batch.to(self.device, non_blocking=True)
+        with self.autocast():
+            output = self.method.training_step(batch)
+        loss_value = output.loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(
+                f"loss is {loss_value} at step {self.state.step} (epoch {self.state.epoch + 1}); stopped. "
+                f"The last good checkpoint is {self.run_dir.last_checkpoint}"
+            )
+        (output.loss / self.accumulation).backward()
+        if boundary:
+            if self.config.optim.clip_grad is not None:
+                parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(parameters, self.config.optim.clip_grad)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.method.update_ema(momentum)
+        if self.probe is not None and output.probe_tokens is not None and batch.labels is not None:
+            self.probe.train_step(output.probe_tokens, batch.labels)
+        return loss_value, output.probe_tokens
+
+    # ------------------------------------------------------------------ epochs
+    def _epoch_batches(self) -> Iterator[Batch]:
+        self.sampler.set_epoch(self.state.epoch, self.state.batch_in_epoch)
+        yield from self.loader
+
+    def _validate(self) -> float | None:
+        if self.probe is None or self.val_images is None or self.val_labels is None:
+            return None
+        encoders = self.method.export_encoders()
+        encoder = encoders.get("target_encoder", encoders["encoder"])
+        from scarce.data.transforms import normalize_batch
+        from scarce.methods.mimjepa import target_layer_norm
+
+        def features(images: Tensor) -> Tensor:
+            return target_layer_norm(encoder(normalize_batch(images)))
+
+        return self.probe.evaluate(
+            features, self.val_images, self.val_labels, self.config.run.batch_size, self.autocast
+        )
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: object) -> None:
+            del frame
+            self._stop_signal = signum
+
+        with contextlib.suppress(ValueError):  # not in the main thread: no handlers
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def fit(self, stop_after_epoch: int | None = None, max_seconds: float | None = None) -> str:
+        """Train until the configured epochs end (``"finished"``), ``stop_after_epoch`` epochs are
+        complete or ``max_seconds`` passed (``"stopped"``), or a signal arrives (``"interrupted"``).
+        A checkpoint is written in every case; :class:`TrainingDivergedError` leaves the last good one."""
+        epochs = self.config.schedule.epochs
+        batches_per_epoch = self.steps_per_epoch * self.accumulation
+        logger = MetricsLogger(
+            self.run_dir.metrics_path,
+            self.run_dir.epochs_path,
+            self.run_dir.tensorboard if self.config.run.tensorboard else None,
+        )
+        previous_handlers = self._install_signal_handlers()
+        started = time.perf_counter()
+        progress = tqdm(
+            total=epochs * batches_per_epoch,
+            initial=self.state.epoch * batches_per_epoch + self.state.batch_in_epoch,
+            disable=not self.show_progress if self.show_progress is not None else None,
+            unit="batch",
+            dynamic_ncols=True,
+        )
+        status = "finished"
+        try:
+            while self.state.epoch < epochs:
+                status = self._run_epoch(logger, progress, batches_per_epoch)
+                if status == "interrupted":
+                    break
+                if stop_after_epoch is not None and self.state.epoch >= stop_after_epoch:
+                    status = "stopped" if self.state.epoch < epochs else "finished"
+                    break
+                if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                    status = "stopped" if self.state.epoch < epochs else "finished"
+                    break
+            if status == "running":
+                status = "finished"
+        finally:
+            progress.close()
+            logger.close()
+            for signum, previous in previous_handlers.items():
+                signal.signal(signum, previous)
+        return status
+
+    def _run_epoch(self, logger: MetricsLogger, progress: tqdm, batches_per_epoch: int) -> str:
+        self.method.train()
+        epoch_start = time.perf_counter()
+        losses: list[float] = []
+        pooled: list[Tensor] = []
+        last_tokens: Tensor | None = None
+        images_seen = 0
+        tick = time.perf_counter()
+        for batch in self._epoch_batches():
+            self.state.batch_in_epoch += 1
+            boundary = self.state.batch_in_epoch % self.accumulation == 0
+            lr, weight_decay, momentum = self._set_schedules()
+            loss, tokens = self._micro_step(batch, boundary, momentum)
+            losses.append(loss)
+            batch_images = batch.views[0].shape[0]
+            images_seen += batch_images
+            if tokens is not None:
+                last_tokens = tokens
+                if sum(len(chunk) for chunk in pooled) < MAX_RANK_FEATURES:
+                    pooled.append(tokens.float().mean(dim=1).cpu())
+            now = time.perf_counter()
+            images_per_second = batch_images / max(now - tick, 1e-9)
+            tick = now
+            record = {
+                "step": self.state.step + int(boundary),
+                "epoch": self.state.epoch + 1,
+                "loss": loss,
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "momentum": momentum,
+                "images_per_second": images_per_second,
+            }
+            logger.log_iteration(record)
+            progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{images_per_second:.0f}")
+            progress.update(1)
+            if boundary:
+                self.state.step += 1
+                if self._stop_signal is not None:
+                    self.save()
+                    name = signal.Signals(self._stop_signal).name
+                    self.log(f"{name}: checkpoint saved at step {self.state.step}; continue with --resume")
+                    return "interrupted"
+        self.state.epoch += 1
+        self.state.batch_in_epoch = 0
+        seconds = time.perf_counter() - epoch_start
+        summary: dict[str, Any] = {
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "loss": sum(losses) / max(len(losses), 1),
+            "seconds": seconds,
+            "images_per_second": images_seen / max(seconds, 1e-9),
+        }
+        if last_tokens is not None:
+            summary["target_token_std"] = token_std_across_batch(last_tokens)
+            summary["effective_rank"] = effective_rank(torch.cat(pooled)[:MAX_RANK_FEATURES])
+        probe_accuracy = self._validate()
+        if probe_accuracy is not None:
+            summary["online_probe_val_top1"] = probe_accuracy
+        logger.log_epoch(summary)
+        numbered = (
+            self.state.epoch % self.config.run.checkpoint_every == 0 or self.state.epoch == self.config.schedule.epochs
+        )
+        self.save(numbered=numbered)
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in summary.items() if key not in ("epoch", "step"))
+        self.log(f"epoch {self.state.epoch}/{self.config.schedule.epochs}: {shown}")
+        return "interrupted" if self._stop_signal is not None else "running"

@@ -1,0 +1,73 @@
+"""Online attentive probe: monitors representation quality during pretraining (spec sec. 4.9).
+
+A simple attentive probe with its own AdamW, trained on the detached target tokens of each
+training batch with **training-split labels only** (the official code also trains it on test
+labels), and scored on the validation split once per epoch. Monitoring only: it never touches
+the encoder's gradients and is not used for any selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scarce.models.probes import SimpleAttentiveProbe
+
+
+class OnlineProbe:
+    """``train_step(tokens [B, N, D], labels [B])``; ``evaluate(features_fn, images, labels)``."""
+
+    def __init__(self, embed_dim: int, num_classes: int, lr: float, weight_decay: float, device: torch.device):
+        self.probe = SimpleAttentiveProbe(embed_dim, num_classes).to(device)
+        self.optimizer = torch.optim.AdamW(self.probe.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def train_step(self, tokens: Tensor, labels: Tensor) -> float | None:
+        """One update on the labelled rows (label >= 0); returns the loss or None if none."""
+        labelled = labels >= 0
+        if not bool(labelled.any()):
+            return None
+        self.probe.train()
+        logits = self.probe(tokens[labelled].float())
+        loss = F.cross_entropy(logits, labels[labelled])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        features: Callable[[Tensor], Tensor],
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        autocast: Callable[[], AbstractContextManager[object]],
+    ) -> float:
+        """Top-1 accuracy on ``images`` (uint8 ``[M, 3, S, S]``) with ``features(batch) -> tokens``."""
+        self.probe.eval()
+        device = next(self.probe.parameters()).device
+        correct = 0
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].to(device)
+            with autocast():
+                tokens = features(batch)
+            predictions = self.probe(tokens.float()).argmax(dim=-1).cpu()
+            correct += int((predictions == labels[start : start + batch_size]).sum())
+        return correct / max(len(images), 1)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"probe": self.probe.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        probe_state = state["probe"]
+        optimizer_state = state["optimizer"]
+        assert isinstance(probe_state, dict) and isinstance(optimizer_state, dict)
+        self.probe.load_state_dict(probe_state)
+        self.optimizer.load_state_dict(optimizer_state)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.probe]

@@ -1,0 +1,79 @@
+"""MIM-JEPA (spec sec. 4): a context encoder sees the masked view, a predictor predicts in latent
+space the tokens an EMA target encoder computes from the full second view; Smooth-L1 on masked
+tokens only (Vélez-García et al., arXiv 2502.18056; after I-JEPA, Assran et al. 2023)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scarce.data.transforms import normalize_batch
+from scarce.methods.base import Batch, Method, StepOutput
+from scarce.models.encoder import Encoder
+from scarce.models.predictor import Predictor
+
+
+def masked_smooth_l1(prediction: Tensor, target: Tensor, keep_mask: Tensor, beta: float = 1.0) -> Tensor:
+    """Smooth-L1 averaged over D, then over the masked tokens of each sample, then the batch.
+
+    ``prediction, target [B, N, D]``; ``keep_mask [B, N]`` bool, True = visible. Visible tokens
+    contribute exactly 0 (they are excluded, not down-weighted).
+    """
+    per_token = F.smooth_l1_loss(prediction, target, reduction="none", beta=beta).mean(dim=-1)  # [B, N]
+    masked = (~keep_mask).to(per_token.dtype)
+    masked_count = masked.sum(dim=1)
+    if bool((masked_count == 0).any()):
+        raise ValueError("every sample needs at least one masked token")
+    return ((per_token * masked).sum(dim=1) / masked_count).mean()
+
+
+def target_layer_norm(tokens: Tensor) -> Tensor:
+    """Non-affine LayerNorm over D of the target tokens (spec sec. 4.3)."""
+    return F.layer_norm(tokens, (tokens.shape[-1],))
+
+
+class MIMJEPA(Method):
+    """``MIMJEPA(encoder, predictor)``; ``training_step`` expects two aligned views and a mask.
+
+    >>> from scarce.models import create_encoder, build_predictor
+    >>> encoder = create_encoder("scott-tiny")
+    >>> method = MIMJEPA(encoder, build_predictor(encoder.config))
+    """
+
+    name = "mimjepa"
+
+    def __init__(self, encoder: Encoder, predictor: Predictor) -> None:
+        super().__init__()
+        self.context_encoder = encoder
+        self.predictor = predictor
+        self.target_encoder = copy.deepcopy(encoder)
+        self.target_encoder.requires_grad_(False)
+        self.target_encoder.eval()
+
+    def train(self, mode: bool = True) -> MIMJEPA:
+        super().train(mode)
+        self.target_encoder.eval()  # the target is always in eval mode (no dropout, no drop path)
+        return self
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"context_encoder": self.context_encoder, "predictor": self.predictor}
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.context_encoder, self.target_encoder)]
+
+    def export_encoders(self) -> dict[str, nn.Module]:
+        return {"encoder": self.context_encoder, "target_encoder": self.target_encoder}
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        if batch.keep_mask is None or len(batch.views) != 2:
+            raise ValueError("MIM-JEPA needs two aligned views and a keep mask per batch")
+        context_view, target_view = (normalize_batch(view) for view in batch.views)
+        with torch.no_grad():
+            targets = target_layer_norm(self.target_encoder(target_view))
+        context = self.context_encoder(context_view, batch.keep_mask)
+        predictions = self.predictor(context, batch.keep_mask)
+        loss = masked_smooth_l1(predictions.float(), targets.float(), batch.keep_mask)
+        return StepOutput(loss=loss, metrics={"loss": loss.detach()}, probe_tokens=targets.detach())

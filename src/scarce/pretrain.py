@@ -1,0 +1,264 @@
+"""``scarce.pretrain``: everything ``scarce pretrain`` does, as one Python call.
+
+>>> from scarce.config import load_config
+>>> from scarce.pretrain import pretrain
+>>> config = load_config("scott-cpu-96", ["data.spec=npz:../shared/datasets/imagenette", "schedule.epochs=2"])
+>>> result = pretrain(config, "runs/demo")              # doctest: +SKIP
+>>> result.encoder_path                                  # doctest: +SKIP
+PosixPath('runs/demo/encoder.safetensors')
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from scarce.config import ScarceConfig, build_config, config_differences
+from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
+from scarce.data.loader import AugmentedViews
+from scarce.data.splits import take_subset
+from scarce.data.transforms import AlignedTwoViewTransform, EvalTransform, PhotometricConfig
+from scarce.engine.checkpoint import atomic_write, load_checkpoint
+from scarce.engine.loop import Trainer, select_device
+from scarce.engine.run_dir import RunDirectory, git_commit
+from scarce.errors import CheckpointError, ConfigError
+from scarce.masking import make_mask_generator
+from scarce.methods.base import Method
+from scarce.methods.mimjepa import MIMJEPA
+from scarce.models.encoder import Encoder
+from scarce.models.predictor import build_predictor
+from scarce.runtime import environment_info
+
+FROZEN_SECTIONS = ("method", "model", "masking", "data", "augmentation")
+"""Sections a resumed run may not change: they define what is being trained."""
+
+
+@dataclass
+class PretrainResult:
+    status: str  # finished | stopped | interrupted
+    run_dir: Path
+    epochs_done: int
+    steps_done: int
+    seconds: float
+    encoder_path: Path | None
+
+
+def build_method(config: ScarceConfig) -> Method:
+    """The method of ``config`` with freshly initialised modules (seeded by ``run.seed``)."""
+    torch.manual_seed(config.run.seed)
+    encoder = Encoder(config.model.encoder_config())
+    predictor = build_predictor(encoder.config, depth=config.model.predictor_depth, init=config.model.predictor_init)
+    return MIMJEPA(encoder, predictor)
+
+
+def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform:
+    aug = config.augmentation
+    photometric = PhotometricConfig(
+        p=aug.photometric_p,
+        jitter_p=aug.jitter_p,
+        brightness=aug.brightness,
+        contrast=aug.contrast,
+        saturation=aug.saturation,
+        hue=aug.hue,
+        grayscale_p=aug.grayscale_p,
+        blur_p=aug.blur_p,
+        blur_kernel=aug.blur_kernel,
+        blur_sigma=aug.blur_sigma,
+    )
+    return AlignedTwoViewTransform(
+        config.model.img_size,
+        mode=aug.mode,
+        scale=aug.crop_scale,
+        ratio=aug.crop_ratio,
+        flip_p=aug.flip_p,
+        photometric=photometric,
+    )
+
+
+@dataclass
+class PretrainData:
+    """The images pretraining uses and the labelled ones the online probe may use."""
+
+    splits: DataSplits
+    train: ImageSet  # labelled training split (after the small-data subset)
+    pretrain_images: ImageSet  # what the SSL objective sees (protocol-dependent)
+    subset_ids: list[str] | None
+
+
+def prepare_data(config: ScarceConfig) -> PretrainData:
+    data = config.data
+    if not data.spec:
+        raise ConfigError("no data: pass --data SPEC (e.g. npz:PATH or folder:PATH) or set data.spec")
+    splits = load_data(
+        data.spec,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+        seed=data.split_seed,
+        cache_short_side=data.cache_short_side,
+    )
+    train = splits.train
+    subset_ids = None
+    if data.subset_per_class is not None or data.subset_total is not None:
+        indices = take_subset(
+            train.labels, per_class=data.subset_per_class, total=data.subset_total, seed=data.split_seed
+        )
+        train = train.subset(indices)
+        subset_ids = list(train.ids)
+    pretrain_images = train
+    if data.protocol == "transductive":
+        # the paper's setting: the SSL objective also sees val and test images, never their labels
+        others = [split for split in (splits.val, splits.test) if split is not None]
+        pretrain_images = concat([train, *[_unlabelled(split) for split in others]])
+    return PretrainData(splits=splits, train=train, pretrain_images=pretrain_images, subset_ids=subset_ids)
+
+
+def _unlabelled(images: ImageSet) -> ImageSet:
+    labels = None if images.labels is None else torch.full_like(images.labels, -1)
+    return ImageSet(images=images.images, labels=labels, ids=images.ids, classes=images.classes)
+
+
+def eval_images(images: ImageSet, size: int) -> torch.Tensor:
+    """Eval-transformed uint8 images ``[M, 3, size, size]`` (short side to size/0.875, centre crop)."""
+    transform = EvalTransform(size)
+    return torch.stack([transform(images.image(index)) for index in range(len(images))])
+
+
+def _check_resumable(run_dir: RunDirectory, config: ScarceConfig, log: Callable[[str], None]) -> None:
+    saved = run_dir.read_config()
+    new = config.to_dict()
+    frozen = [
+        line
+        for section in FROZEN_SECTIONS
+        for line in config_differences({section: saved.get(section)}, {section: new.get(section)})
+    ]
+    if frozen:
+        raise CheckpointError("--resume: the run was started with a different setup: " + "; ".join(frozen))
+    other = config_differences(saved, new)
+    if other:
+        log("resuming with changed settings: " + "; ".join(other))
+
+
+def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: PretrainData, device: torch.device) -> None:
+    splits = data.splits
+    environment: dict[str, Any] = {
+        **environment_info(),
+        "git_commit": git_commit(),
+        "training_device": str(device),
+        "command": os.environ.get("SCARCE_COMMAND", ""),
+        "protocol": config.data.protocol,
+        "data": splits.info,
+        "pretrain_images": len(data.pretrain_images),
+        "pretrain_fingerprint": fingerprint(data.pretrain_images),
+        "labelled_train_images": len(data.train),
+    }
+    run_dir.write_config(config.to_dict())
+    run_dir.write_json(run_dir.environment_path, environment)
+    split_ids = {
+        "train": list(data.train.ids),
+        "val": [] if splits.val is None else list(splits.val.ids),
+        "test": [] if splits.test is None else list(splits.test.ids),
+        "subset": data.subset_ids,
+    }
+    run_dir.write_json(run_dir.splits_path, split_ids)
+
+
+def export_weights(method: Method, config: ScarceConfig, run_dir: RunDirectory) -> Path:
+    """Write each exported encoder as ``NAME.safetensors`` with its config in the metadata."""
+    metadata = {"format": "scarce-encoder-v1", "encoder_config": config.model.encoder_config().model_dump_json()}
+    first: Path | None = None
+    for name, module in method.export_encoders().items():
+        path = run_dir.path / f"{name}.safetensors"
+        tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+        atomic_write(path, lambda temporary, tensors=tensors: save_file(tensors, str(temporary), metadata=metadata))
+        first = first or path
+    assert first is not None
+    return first
+
+
+def default_workers(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+
+def pretrain(
+    config: ScarceConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
+    max_minutes: float | None = None,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> PretrainResult:
+    """Pretrain as ``config`` says into ``run_dir`` (new, or continued with ``resume=True``)."""
+    started = time.perf_counter()
+    run = RunDirectory(run_dir)
+    run.prepare(resume)
+    if resume:
+        _check_resumable(run, config, log)
+    device = select_device(config.run.device)
+    data = prepare_data(config)
+    if not resume:
+        _write_run_records(run, config, data, device)
+    method = build_method(config)
+    grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
+    masking = config.masking
+    mask_kwargs: dict[str, Any] = {}
+    if masking.kind == "blockwise":
+        mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
+    mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
+    dataset = AugmentedViews(data.pretrain_images, build_transform(config), mask_generator, config.run.seed)
+    val = data.splits.val
+    probe_ready = data.train.is_labelled and val is not None and val.is_labelled and config.run.online_probe
+    trainer = Trainer(
+        method,
+        config,
+        run,
+        dataset,
+        val_images=eval_images(val, config.model.img_size) if probe_ready and val is not None else None,
+        val_labels=val.labels if probe_ready and val is not None else None,
+        num_classes=data.train.num_classes if probe_ready else 0,
+        device=device,
+        num_workers=config.data.num_workers if config.data.num_workers is not None else default_workers(device),
+        show_progress=show_progress,
+        log=log,
+    )
+    if resume:
+        trainer.restore(load_checkpoint(run.last_checkpoint))
+        log(f"resumed {run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
+    status = trainer.fit(
+        stop_after_epoch=stop_after_epoch, max_seconds=None if max_minutes is None else max_minutes * 60
+    )
+    encoder_path = export_weights(trainer.method, config, run) if status == "finished" else None
+    return PretrainResult(
+        status=status,
+        run_dir=run.path,
+        epochs_done=trainer.state.epoch,
+        steps_done=trainer.state.step,
+        seconds=time.perf_counter() - started,
+        encoder_path=encoder_path,
+    )
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str]) -> ScarceConfig:
+    """The saved configuration of a run with ``section.key=value`` overrides applied."""
+    from scarce.config import apply_override
+
+    raw = RunDirectory(run_dir).read_config()
+    for override in overrides:
+        apply_override(raw, override)
+    return build_config(raw)
+
+
+def summary_line(result: PretrainResult) -> str:
+    where = f"; encoder weights: {result.encoder_path}" if result.encoder_path else ""
+    return (
+        f"{result.status}: {result.epochs_done} epochs, {result.steps_done} steps in {result.seconds / 60:.1f} min; "
+        f"checkpoint: {result.run_dir / 'checkpoints' / 'last.pt'}{where}"
+    )

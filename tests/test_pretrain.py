@@ -1,0 +1,204 @@
+"""End-to-end pretraining on real images: learning, exact resume, CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scarce.cli import main
+from scarce.config import load_config
+from scarce.errors import CheckpointError, DataError
+from scarce.pretrain import pretrain
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+IMAGENETTE = DATASETS / "imagenette"
+needs_data = pytest.mark.skipif(not IMAGENETTE.is_dir(), reason=f"real images not found at {IMAGENETTE}")
+
+TINY_OVERRIDES = [
+    f"data.spec=npz:{IMAGENETTE}",
+    "data.subset_total=256",
+    "data.num_workers=0",
+    "run.tensorboard=false",
+]
+
+
+def _iteration_losses(run_dir: Path) -> list[float]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss"] for line in lines]
+
+
+@needs_data
+def test_two_epochs_on_real_images_loss_goes_down(tmp_path: Path) -> None:
+    config = load_config("scott-tiny", TINY_OVERRIDES)
+    result = pretrain(config, tmp_path / "run", show_progress=False, log=lambda _: None)
+    assert result.status == "finished"
+    assert result.epochs_done == 2 and result.steps_done == 2 * (256 // 16)
+    losses = _iteration_losses(tmp_path / "run")
+    assert len(losses) == 32
+    assert np.mean(losses[-6:]) < 0.8 * np.mean(losses[:6])
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "epochs.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in epochs] == [1, 2]
+    assert all(record["target_token_std"] > 0 and record["effective_rank"] > 1 for record in epochs)
+    assert all(0.0 <= record["online_probe_val_top1"] <= 1.0 for record in epochs)
+    weights = load_file(str(tmp_path / "run" / "encoder.safetensors"))
+    assert "transformer.mask_token" in weights
+    for name in ("config.yaml", "environment.json", "splits.json", "checkpoints/last.pt", "checkpoints/epoch_0002.pt"):
+        assert (tmp_path / "run" / name).exists(), name
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert environment["protocol"] == "inductive" and len(environment["pretrain_fingerprint"]) == 64
+
+
+@needs_data
+def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """1 epoch, then --resume to 2 == 2 epochs straight (model, EMA, optimiser, RNG, data order)."""
+    config = load_config("scott-tiny", TINY_OVERRIDES)
+    quiet = {"show_progress": False, "log": lambda _: None}
+    pretrain(config, tmp_path / "straight", **quiet)
+    first = pretrain(config, tmp_path / "resumed", stop_after_epoch=1, **quiet)
+    assert first.status == "stopped" and first.epochs_done == 1
+    second = pretrain(config, tmp_path / "resumed", resume=True, **quiet)
+    assert second.status == "finished"
+    assert _iteration_losses(tmp_path / "straight") == _iteration_losses(tmp_path / "resumed")
+    straight = load_file(str(tmp_path / "straight" / "target_encoder.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "target_encoder.safetensors"))
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+
+
+@needs_data
+def test_loader_workers_do_not_change_the_data(tmp_path: Path) -> None:
+    overrides = [*TINY_OVERRIDES, "schedule.epochs=1", "run.online_probe=false"]
+    quiet = {"show_progress": False, "log": lambda _: None}
+    pretrain(load_config("scott-tiny", overrides), tmp_path / "w0", **quiet)
+    pretrain(load_config("scott-tiny", [*overrides, "data.num_workers=1"]), tmp_path / "w1", **quiet)
+    assert _iteration_losses(tmp_path / "w0") == _iteration_losses(tmp_path / "w1")
+
+
+@needs_data
+def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "cli-run"
+    args = ["pretrain", "-c", "scott-tiny", "--data", f"npz:{IMAGENETTE}", "-o", str(run_dir), "--limit", "64"]
+    args += ["--epochs", "1", "--batch-size", "16", "--workers", "0", "--no-progress", "--set", "run.tensorboard=false"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and "encoder.safetensors" in out
+    assert (run_dir / "encoder.safetensors").exists()
+
+
+def _cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_config_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _cli_error(
+        ["pretrain", "-c", "scott-tiny", "--data", "npz:x", "-o", str(tmp_path / "r"), "--set", "model.dpth=3"], capsys
+    )
+    assert "model.dpth" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_and_empty_data_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _cli_error(
+        ["pretrain", "-c", "scott-tiny", "--data", f"folder:{tmp_path / 'nope'}", "-o", str(tmp_path / "r")], capsys
+    )
+    assert "nope" in err
+    (tmp_path / "empty").mkdir()
+    err = _cli_error(
+        ["pretrain", "-c", "scott-tiny", "--data", f"folder:{tmp_path / 'empty'}", "-o", str(tmp_path / "r2")], capsys
+    )
+    assert "empty" in err
+
+
+def test_unreadable_image_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(4):
+        Image.new("RGB", (40, 40), (index * 40, 0, 0)).save(folder / f"ok_{index}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    err = _cli_error(["pretrain", "-c", "scott-tiny", "--data", f"folder:{folder}", "-o", str(tmp_path / "r")], capsys)
+    assert "broken.jpg" in err
+
+
+def test_fewer_images_than_one_batch(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for index in range(5):
+        Image.new("RGB", (32, 32), (0, index * 40, 0)).save(folder / f"{index}.png")
+    config = load_config("scott-tiny", [f"data.spec=folder:{folder}", "data.num_workers=0", "run.tensorboard=false"])
+    with pytest.raises(DataError, match="fewer than one batch"):
+        pretrain(config, tmp_path / "r", show_progress=False, log=lambda _: None)
+
+
+@needs_data
+def test_resume_refuses_changed_model_and_existing_dir(tmp_path: Path) -> None:
+    config = load_config("scott-tiny", [*TINY_OVERRIDES, "data.subset_total=32", "schedule.epochs=1"])
+    quiet = {"show_progress": False, "log": lambda _: None}
+    pretrain(config, tmp_path / "run", **quiet)
+    checkpoint_bytes = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        pretrain(config, tmp_path / "run", **quiet)
+    changed = load_config("scott-tiny", [*TINY_OVERRIDES, "data.subset_total=32", "schedule.epochs=1", "model.depth=3"])
+    with pytest.raises(CheckpointError, match=r"model.depth: 2 -> 3"):
+        pretrain(changed, tmp_path / "run", resume=True, **quiet)
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == checkpoint_bytes
+
+
+def test_resume_without_checkpoint(tmp_path: Path) -> None:
+    config = load_config("scott-tiny", ["data.spec=npz:x"])
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        pretrain(config, tmp_path / "nothing", resume=True)
+
+
+@needs_data
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_checkpoint_and_exits(tmp_path: Path, signum: int) -> None:
+    """A real Ctrl-C / SIGTERM in the middle of training: checkpoint written, clean exit, resumable."""
+    run_dir = tmp_path / "sig"
+    command = [sys.executable, "-m", "scarce", "pretrain", "-c", "scott-tiny", "--data", f"npz:{IMAGENETTE}"]
+    command += [
+        "-o",
+        str(run_dir),
+        "--epochs",
+        "200",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--set",
+        "run.tensorboard=false",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    metrics = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + int(signal.SIGINT), err[-2000:]
+    assert "continue with --resume" in out + err
+    assert "Traceback" not in err
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["state"]
+    assert state["step"] >= 3
+    resumed = subprocess.run(
+        [*command, "--resume", "--stop-after-epoch", str(state["epoch"] + 1)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "stopped" in resumed.stdout
