@@ -113,6 +113,7 @@ def test_missing_and_empty_data_paths(tmp_path: Path, capsys: pytest.CaptureFixt
         ["pretrain", "-c", "scott-tiny", "--data", f"folder:{tmp_path / 'nope'}", "-o", str(tmp_path / "r")], capsys
     )
     assert "nope" in err
+    assert not (tmp_path / "r").exists()  # nothing written for a run that could not start
     (tmp_path / "empty").mkdir()
     err = _cli_error(
         ["pretrain", "-c", "scott-tiny", "--data", f"folder:{tmp_path / 'empty'}", "-o", str(tmp_path / "r2")], capsys
@@ -202,3 +203,58 @@ def test_signal_saves_checkpoint_and_exits(tmp_path: Path, signum: int) -> None:
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "stopped" in resumed.stdout
+
+
+def _nan_after(calls: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make MIM-JEPA's loss NaN from the ``calls``-th training step on."""
+    from scarce.methods.mimjepa import MIMJEPA
+
+    original = MIMJEPA.training_step
+    counter = {"calls": 0}
+
+    def poisoned(self: MIMJEPA, batch: object) -> object:
+        output = original(self, batch)  # type: ignore[arg-type]
+        counter["calls"] += 1
+        if counter["calls"] >= calls:
+            output.loss = output.loss * float("nan")
+        return output
+
+    monkeypatch.setattr(MIMJEPA, "training_step", poisoned)
+
+
+@needs_data
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _nan_after(20, monkeypatch)  # epoch 1 has 16 steps: its checkpoint is written, epoch 2 diverges
+    run_dir = tmp_path / "nan"
+    args = ["pretrain", "-c", "scott-tiny", "--data", f"npz:{IMAGENETTE}", "-o", str(run_dir), "--limit", "256"]
+    args += ["--workers", "0", "--no-progress", "--set", "run.tensorboard=false"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "loss is nan at step 19 (epoch 2)" in err and "last.pt" in err
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["state"]
+    assert state == {"epoch": 1, "step": 16, "batch_in_epoch": 0}
+    assert not (run_dir / "encoder.safetensors").exists()
+
+
+@needs_data
+def test_accumulation_counts_optimiser_steps(tmp_path: Path) -> None:
+    overrides = [*TINY_OVERRIDES, "schedule.epochs=1", "optim.accumulation_steps=2", "optim.clip_grad=1.0"]
+    result = pretrain(load_config("scott-tiny", overrides), tmp_path / "acc", show_progress=False, log=lambda _: None)
+    assert result.status == "finished" and result.steps_done == 256 // 16 // 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "acc" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [(micro + 1) // 2 for micro in range(16)]  # the optimiser steps after every 2nd micro-batch
+
+
+@needs_data
+def test_transductive_protocol_and_subset_file_list(tmp_path: Path) -> None:
+    overrides = [f"data.spec=npz:{IMAGENETTE}", "data.subset_per_class=8", "data.protocol=transductive"]
+    overrides += ["data.num_workers=0", "run.tensorboard=false", "schedule.epochs=1"]
+    pretrain(load_config("scott-tiny", overrides), tmp_path / "td", show_progress=False, log=lambda _: None)
+    environment = json.loads((tmp_path / "td" / "environment.json").read_text())
+    splits = json.loads((tmp_path / "td" / "splits.json").read_text())
+    assert environment["protocol"] == "transductive"
+    assert len(splits["subset"]) == 80 == environment["labelled_train_images"]
+    assert environment["pretrain_images"] == 80 + len(splits["val"]) + len(splits["test"])
+    assert not set(splits["subset"]) & set(splits["test"])

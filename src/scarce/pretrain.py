@@ -120,8 +120,8 @@ def prepare_data(config: ScarceConfig) -> PretrainData:
 
 
 def _unlabelled(images: ImageSet) -> ImageSet:
-    labels = None if images.labels is None else torch.full_like(images.labels, -1)
-    return ImageSet(images=images.images, labels=labels, ids=images.ids, classes=images.classes)
+    """The same images with their labels hidden."""
+    return ImageSet(images=images.images, labels=None, ids=images.ids, classes=[])
 
 
 def eval_images(images: ImageSet, size: int) -> torch.Tensor:
@@ -186,6 +186,41 @@ def default_workers(device: torch.device) -> int:
     return 1 if device.type == "cpu" else min(8, os.cpu_count() or 1)
 
 
+def build_trainer(
+    config: ScarceConfig,
+    run: RunDirectory,
+    data: PretrainData,
+    device: torch.device,
+    *,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> Trainer:
+    """Method, mask generator, augmented dataset, online-probe data and the :class:`Trainer`."""
+    method = build_method(config)
+    grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
+    masking = config.masking
+    mask_kwargs: dict[str, Any] = {}
+    if masking.kind == "blockwise":
+        mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
+    mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
+    dataset = AugmentedViews(data.pretrain_images, build_transform(config), mask_generator, config.run.seed)
+    val = data.splits.val
+    probe_ready = data.train.is_labelled and val is not None and val.is_labelled and config.run.online_probe
+    return Trainer(
+        method,
+        config,
+        run,
+        dataset,
+        val_images=eval_images(val, config.model.img_size) if probe_ready and val is not None else None,
+        val_labels=val.labels if probe_ready and val is not None else None,
+        num_classes=data.train.num_classes if probe_ready else 0,
+        device=device,
+        num_workers=config.data.num_workers if config.data.num_workers is not None else default_workers(device),
+        show_progress=show_progress,
+        log=log,
+    )
+
+
 def pretrain(
     config: ScarceConfig,
     run_dir: str | Path,
@@ -199,36 +234,15 @@ def pretrain(
     """Pretrain as ``config`` says into ``run_dir`` (new, or continued with ``resume=True``)."""
     started = time.perf_counter()
     run = RunDirectory(run_dir)
-    run.prepare(resume)
+    run.check(resume)
     if resume:
         _check_resumable(run, config, log)
     device = select_device(config.run.device)
-    data = prepare_data(config)
+    data = prepare_data(config)  # bad data fails here, before anything is written
     if not resume:
+        run.create()
         _write_run_records(run, config, data, device)
-    method = build_method(config)
-    grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
-    masking = config.masking
-    mask_kwargs: dict[str, Any] = {}
-    if masking.kind == "blockwise":
-        mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
-    mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
-    dataset = AugmentedViews(data.pretrain_images, build_transform(config), mask_generator, config.run.seed)
-    val = data.splits.val
-    probe_ready = data.train.is_labelled and val is not None and val.is_labelled and config.run.online_probe
-    trainer = Trainer(
-        method,
-        config,
-        run,
-        dataset,
-        val_images=eval_images(val, config.model.img_size) if probe_ready and val is not None else None,
-        val_labels=val.labels if probe_ready and val is not None else None,
-        num_classes=data.train.num_classes if probe_ready else 0,
-        device=device,
-        num_workers=config.data.num_workers if config.data.num_workers is not None else default_workers(device),
-        show_progress=show_progress,
-        log=log,
-    )
+    trainer = build_trainer(config, run, data, device, show_progress=show_progress, log=log)
     if resume:
         trainer.restore(load_checkpoint(run.last_checkpoint))
         log(f"resumed {run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")

@@ -9,7 +9,6 @@ import json
 import os
 import pickle
 import re
-import time
 from collections import Counter
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -128,21 +127,14 @@ def test_fingerprint_depends_on_content_not_layout() -> None:
     assert fingerprint(image_set.subset([0, 1, 2, 3, 5, 4])) != digest
 
 
-def test_fingerprint_is_fast() -> None:
-    images = torch.zeros(10_000, 3, 96, 96, dtype=torch.uint8)
-    image_set = ImageSet(images, None, [f"{index}.png" for index in range(10_000)], [])
-    start = time.perf_counter()
-    fingerprint(image_set)
-    assert time.perf_counter() - start < 3.0  # ~0.2 s measured; generous for a loaded 2-core machine
-
-
 def test_concat() -> None:
     first, second = tiny_set(4), tiny_set(3)
     joined = concat([first, second])
     assert isinstance(joined.images, torch.Tensor) and joined.images.shape == (7, 3, 4, 4)
     assert joined.labels.tolist() == first.labels.tolist() + second.labels.tolist()
     mixed = concat([first, tiny_set(2, size=5, labelled=False)])
-    assert isinstance(mixed.images, list) and len(mixed) == 6 and not mixed.is_labelled and mixed.classes == []
+    assert isinstance(mixed.images, list) and len(mixed) == 6 and mixed.is_labelled
+    assert mixed.labels.tolist() == [*first.labels.tolist(), -1, -1] and mixed.classes == first.classes
     other = ImageSet(second.images, second.labels, second.ids, ["x", "y", "z"])
     with data_error("different classes"):
         concat([first, other])

@@ -72,6 +72,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", 
 """Image file extensions read from folders (compared in lower case)."""
 SPEC_FORMS = ("npz:PATH", "folder:PATH", "flowers102:ROOT", "pets37:ROOT", "imagenet100:ROOT", "cifar10:ROOT")
 SPLIT_NAMES = ("train", "val", "test")
+UNLABELLED = -1
+"""Label of an image without one inside a labelled :class:`ImageSet`."""
 _WNID_FILE = "imagenet100_scott_wnids.txt"
 
 
@@ -85,7 +87,8 @@ class ImageSet:
 
     Attributes:
         images: uint8 ``[N, 3, H, W]``, or a list of N uint8 ``[3, H_i, W_i]``.
-        labels: int64 ``[N]`` indices into ``classes``, or None (unlabelled).
+        labels: int64 ``[N]`` indices into ``classes`` (``UNLABELLED`` = -1 for an image without a
+            label, e.g. test images fed to transductive pretraining), or None (unlabelled set).
         ids: N image identifiers (relative file paths, or ``"name.npz#index"``).
         classes: class names; empty when unlabelled.
     """
@@ -114,8 +117,8 @@ class ImageSet:
             return
         if self.labels.dtype != torch.int64 or self.labels.shape != (count,):
             raise DataError(f"labels must be int64 [{count}], got {self.labels.dtype} {tuple(self.labels.shape)}")
-        if count and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
-            raise DataError(f"labels must be in [0, {len(self.classes)}), the number of classes")
+        if count and (int(self.labels.min()) < UNLABELLED or int(self.labels.max()) >= len(self.classes)):
+            raise DataError(f"labels must be in [0, {len(self.classes)}), the number of classes, or {UNLABELLED}")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -188,20 +191,27 @@ def _join_images(parts: Sequence[Tensor | list[Tensor]]) -> Tensor | list[Tensor
 def concat(sets: Sequence[ImageSet]) -> ImageSet:
     """The images of ``sets`` in order, e.g. train + val + test for transductive pretraining.
 
-    The labelled sets must have the same classes; the result is labelled only if every set is.
+    The labelled sets must have the same classes. If any set is labelled, the result is, and the
+    images of the unlabelled sets get the label ``UNLABELLED`` (-1).
     """
     if not sets:
         raise DataError("concat needs at least one image set")
-    named = [image_set.classes for image_set in sets if image_set.classes]
+    named = [image_set.classes for image_set in sets if image_set.is_labelled]
     if any(classes != named[0] for classes in named):
         raise DataError("cannot concat image sets with different classes")
-    labelled = all(image_set.is_labelled for image_set in sets)
-    labels = torch.cat([image_set.labels for image_set in sets if image_set.labels is not None]) if labelled else None
+    labels = None
+    if named:
+        labels = torch.cat(
+            [
+                image_set.labels if image_set.labels is not None else torch.full((len(image_set),), UNLABELLED)
+                for image_set in sets
+            ]
+        )
     return ImageSet(
         images=_join_images([image_set.images for image_set in sets]),
         labels=labels,
         ids=[image_id for image_set in sets for image_id in image_set.ids],
-        classes=list(sets[0].classes) if labelled else [],
+        classes=list(named[0]) if named else [],
     )
 
 

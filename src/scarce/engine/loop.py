@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from scarce.errors import DataError, ScarceError
 from scarce.methods.base import Batch, Method
 
 MAX_RANK_FEATURES = 2048
+WORKER_NICENESS = 10
 
 
 class TrainingDivergedError(ScarceError):
@@ -112,10 +114,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _ignore_sigint_in_worker(worker_id: int) -> None:
-    """Loader workers leave Ctrl-C to the main process, which checkpoints and exits."""
+def _init_worker(worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process (which checkpoints and exits) and run at a
+    lower priority, so that on a small CPU they fill idle time instead of stalling the compute
+    threads at their synchronisation points."""
     del worker_id
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICENESS)
 
 
 class Trainer:
@@ -175,7 +181,7 @@ class Trainer:
             self.sampler,
             num_workers,
             pin_memory=device.type == "cuda",
-            worker_init_fn=_ignore_sigint_in_worker,
+            worker_init_fn=_init_worker,
             seed=run.seed,
         )
         self.schedules = Schedules.from_config(config, self.steps_per_epoch)
@@ -236,7 +242,14 @@ class Trainer:
             group["weight_decay"] = weight_decay * group.get("wd_scale", 1.0)
         return lr, weight_decay, self.schedules.momentum(step)
 
-    def _micro_step(self, batch: Batch, boundary: bool, momentum: float) -> tuple[float, Tensor | None]:
+    def train_step(
+        self, batch: Batch, boundary: bool = True, momentum: float | None = None
+    ) -> tuple[float, Tensor | None]:
+        """One micro-batch: forward, loss check, backward; at an accumulation ``boundary`` also
+        clipping, the optimiser step and the EMA update (``momentum``: default, the schedule's).
+        Returns the loss and the method's probe tokens."""
+        if momentum is None:
+            momentum = self.schedules.momentum(self.state.step)
         batch = batch.to(self.device, non_blocking=True)
         with self.autocast():
             output = self.method.training_step(batch)
@@ -343,7 +356,7 @@ class Trainer:
             self.state.batch_in_epoch += 1
             boundary = self.state.batch_in_epoch % self.accumulation == 0
             lr, weight_decay, momentum = self._set_schedules()
-            loss, tokens = self._micro_step(batch, boundary, momentum)
+            loss, tokens = self.train_step(batch, boundary, momentum)
             losses.append(loss)
             batch_images = batch.views[0].shape[0]
             images_seen += batch_images

@@ -44,17 +44,18 @@ class RunDirectory:
     def epoch_checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch_{epoch:04d}.pt"
 
-    def prepare(self, resume: bool) -> None:
-        """New run: refuse a directory that already holds a run. Resume: require one."""
-        has_run = self.config_path.exists() or self.last_checkpoint.exists()
+    def check(self, resume: bool) -> None:
+        """New run: refuse a directory that already holds a run. Resume: require a checkpoint."""
         if resume:
             if not self.last_checkpoint.exists():
                 raise CheckpointError(f"--resume: no checkpoint at {self.last_checkpoint}")
             return
-        if has_run:
+        if self.config_path.exists() or self.last_checkpoint.exists():
             raise CheckpointError(f"{self.path} already holds a run; pass --resume to continue it or choose another -o")
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"{self.path} exists and is not a directory")
+
+    def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def write_json(self, path: Path, payload: Any) -> None:

@@ -13,33 +13,32 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Linear:
-    """``value(step)`` goes linearly from ``start`` (step 0) to ``end`` (step ``total_steps``)."""
+class Ramp:
+    """A schedule from ``start`` (step 0) to ``end`` (step ``total_steps``), clamped outside."""
 
     start: float
     end: float
     total_steps: int
 
-    def __call__(self, step: int) -> float:
+    def progress(self, step: int) -> float:
+        """Fraction of the ramp done at ``step``, in [0, 1] (1 for an empty ramp)."""
         if self.total_steps <= 0:
-            return self.end
-        progress = min(max(step / self.total_steps, 0.0), 1.0)
-        return self.start + (self.end - self.start) * progress
+            return 1.0
+        return min(max(step / self.total_steps, 0.0), 1.0)
 
 
-@dataclass(frozen=True)
-class Cosine:
-    """Half-cosine from ``start`` (step 0) to ``end`` (step ``total_steps``)."""
-
-    start: float
-    end: float
-    total_steps: int
+class Linear(Ramp):
+    """``value(step)`` goes linearly from ``start`` to ``end``."""
 
     def __call__(self, step: int) -> float:
-        if self.total_steps <= 0:
-            return self.end
-        progress = min(max(step / self.total_steps, 0.0), 1.0)
-        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.start + (self.end - self.start) * self.progress(step)
+
+
+class Cosine(Ramp):
+    """Half-cosine from ``start`` to ``end``."""
+
+    def __call__(self, step: int) -> float:
+        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
 
 
 @dataclass(frozen=True)
