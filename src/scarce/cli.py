@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scarce {scarce.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from scarce.commands import pretrain
+    from scarce.commands import embed, evaluate, pretrain, supervised
 
     handlers: dict[
         str, tuple[Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None] | None]
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         "models": (cmd_models, None),
         "presets": (cmd_presets, None),
         "pretrain": (pretrain.run, pretrain.add_arguments),
+        "supervised": (supervised.run, supervised.add_arguments),
+        "evaluate": (evaluate.run, evaluate.add_arguments),
+        "embed": (embed.run, embed.add_arguments),
     }
     for name, (handler, add_arguments) in handlers.items():
         doc = (handler.__doc__ if add_arguments is None else sys.modules[handler.__module__].__doc__) or ""

@@ -29,9 +29,10 @@ class ModelConfig(EncoderConfig):
 
     predictor_depth: int = Field(3, ge=1)
     predictor_init: Literal["default", "reference"] = "default"
+    predictor_masked_input: Literal["keep", "replace"] = "keep"
 
     def encoder_config(self) -> EncoderConfig:
-        return EncoderConfig(**self.model_dump(exclude={"predictor_depth", "predictor_init"}))
+        return EncoderConfig(**self.model_dump(exclude={"predictor_depth", "predictor_init", "predictor_masked_input"}))
 
 
 class MaskingConfig(Section):
@@ -123,10 +124,19 @@ class RunConfig(Section):
     tensorboard: bool = True
 
 
-class ScarceConfig(Section):
-    """The whole configuration of a pretraining run."""
+class SupervisedConfig(Section):
+    """The supervised baseline (``method: supervised``): encoder + attentive head, end to end."""
 
-    method: Literal["mimjepa"] = "mimjepa"
+    head: Literal["simple", "multihead", "cross"] = "simple"
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    init: str | None = Field(None, description="run dir / checkpoint / weights to fine-tune; None: random init")
+    init_encoder: Literal["context", "target"] = "context"
+
+
+class ScarceConfig(Section):
+    """The whole configuration of a training run."""
+
+    method: Literal["mimjepa", "supervised"] = "mimjepa"
     model: ModelConfig = ModelConfig()
     masking: MaskingConfig = MaskingConfig()
     data: DataConfig = DataConfig()
@@ -134,6 +144,7 @@ class ScarceConfig(Section):
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     run: RunConfig = RunConfig()
+    supervised: SupervisedConfig = SupervisedConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -24,14 +24,15 @@ from scarce.config import ScarceConfig, build_config, config_differences
 from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
 from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
-from scarce.data.transforms import AlignedTwoViewTransform, EvalTransform, PhotometricConfig
+from scarce.data.transforms import AlignedTwoViewTransform, EvalTransform, PhotometricConfig, SingleViewTransform
 from scarce.engine.checkpoint import atomic_write, load_checkpoint
 from scarce.engine.loop import Trainer, select_device
 from scarce.engine.run_dir import RunDirectory, git_commit
-from scarce.errors import CheckpointError, ConfigError
+from scarce.errors import CheckpointError, ConfigError, DataError
 from scarce.masking import make_mask_generator
 from scarce.methods.base import Method
 from scarce.methods.mimjepa import MIMJEPA
+from scarce.methods.supervised import Supervised
 from scarce.models.encoder import Encoder
 from scarce.models.predictor import build_predictor
 from scarce.runtime import environment_info
@@ -50,15 +51,34 @@ class PretrainResult:
     encoder_path: Path | None
 
 
-def build_method(config: ScarceConfig) -> Method:
-    """The method of ``config`` with freshly initialised modules (seeded by ``run.seed``)."""
+def build_method(config: ScarceConfig, num_classes: int = 0) -> Method:
+    """The method of ``config`` with freshly initialised modules (seeded by ``run.seed``); a
+    supervised run with ``supervised.init`` starts from that run's encoder weights."""
     torch.manual_seed(config.run.seed)
     encoder = Encoder(config.model.encoder_config())
-    predictor = build_predictor(encoder.config, depth=config.model.predictor_depth, init=config.model.predictor_init)
+    if config.method == "supervised":
+        if config.supervised.init is not None:
+            from scarce.eval.encoders import load_encoder
+
+            pretrained = load_encoder(config.supervised.init, config.supervised.init_encoder).encoder
+            if pretrained.config != encoder.config:
+                raise ConfigError(
+                    f"supervised.init {config.supervised.init}: its encoder architecture differs from model: "
+                    + "; ".join(config_differences(pretrained.config.model_dump(), encoder.config.model_dump()))
+                )
+            encoder.load_state_dict(pretrained.state_dict())
+        return Supervised(encoder, num_classes, config.supervised.head, config.supervised.label_smoothing)
+    predictor = build_predictor(
+        encoder.config,
+        depth=config.model.predictor_depth,
+        init=config.model.predictor_init,
+        masked_input=config.model.predictor_masked_input,
+    )
     return MIMJEPA(encoder, predictor)
 
 
-def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform:
+def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform | SingleViewTransform:
+    """The training view(s): two aligned views for MIM-JEPA, one view for supervised training."""
     aug = config.augmentation
     photometric = PhotometricConfig(
         p=aug.photometric_p,
@@ -72,14 +92,10 @@ def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform:
         blur_kernel=aug.blur_kernel,
         blur_sigma=aug.blur_sigma,
     )
-    return AlignedTwoViewTransform(
-        config.model.img_size,
-        mode=aug.mode,
-        scale=aug.crop_scale,
-        ratio=aug.crop_ratio,
-        flip_p=aug.flip_p,
-        photometric=photometric,
-    )
+    geometry = {"scale": aug.crop_scale, "ratio": aug.crop_ratio, "flip_p": aug.flip_p}
+    if config.method == "supervised":
+        return SingleViewTransform(config.model.img_size, photometric=photometric, **geometry)  # type: ignore[arg-type]
+    return AlignedTwoViewTransform(config.model.img_size, mode=aug.mode, photometric=photometric, **geometry)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -196,23 +212,31 @@ def build_trainer(
     log: Callable[[str], None] = print,
 ) -> Trainer:
     """Method, mask generator, augmented dataset, online-probe data and the :class:`Trainer`."""
-    method = build_method(config)
-    grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
-    masking = config.masking
-    mask_kwargs: dict[str, Any] = {}
-    if masking.kind == "blockwise":
-        mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
-    mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
-    dataset = AugmentedViews(data.pretrain_images, build_transform(config), mask_generator, config.run.seed)
+    supervised = config.method == "supervised"
+    if supervised and not data.train.is_labelled:
+        raise DataError(f"supervised training needs labelled images; {config.data.spec} has none")
+    method = build_method(config, data.train.num_classes)
+    mask_generator = None
+    if not supervised:
+        grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
+        masking = config.masking
+        mask_kwargs: dict[str, Any] = {}
+        if masking.kind == "blockwise":
+            mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
+        mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
+    images = data.train if supervised else data.pretrain_images
+    dataset = AugmentedViews(images, build_transform(config), mask_generator, config.run.seed)
     val = data.splits.val
-    probe_ready = data.train.is_labelled and val is not None and val.is_labelled and config.run.online_probe
+    val_labelled = val is not None and val.is_labelled
+    probe_ready = data.train.is_labelled and val_labelled and config.run.online_probe and not supervised
+    needs_val = probe_ready or (supervised and val_labelled)
     return Trainer(
         method,
         config,
         run,
         dataset,
-        val_images=eval_images(val, config.model.img_size) if probe_ready and val is not None else None,
-        val_labels=val.labels if probe_ready and val is not None else None,
+        val_images=eval_images(val, config.model.img_size) if needs_val and val is not None else None,
+        val_labels=val.labels if needs_val and val is not None else None,
         num_classes=data.train.num_classes if probe_ready else 0,
         device=device,
         num_workers=config.data.num_workers if config.data.num_workers is not None else default_workers(device),

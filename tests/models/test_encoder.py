@@ -197,17 +197,20 @@ def test_forward_intermediates_last_equals_forward() -> None:
         torch.testing.assert_close(outputs[-1], encoder(images))
 
 
-def test_predictor_forward_shape_and_mask_token_use() -> None:
+def test_predictor_masked_input_modes() -> None:
     config = preset_config("scott-tiny")
-    predictor = build_predictor(config).eval()
     context = torch.randn(2, 64, 64)
     keep = random_keep_mask(2, (8, 8))
+    altered = torch.where(keep[..., None], context, torch.randn_like(context))
+    replace = build_predictor(config, masked_input="replace").eval()
+    keep_mode = build_predictor(config, masked_input="keep").eval()
     with torch.no_grad():
-        out = predictor(context, keep)
+        out = replace(context, keep)
         assert out.shape == (2, 64, 64)
-        # masked context positions are replaced: changing them changes nothing
-        altered = torch.where(keep[..., None], context, torch.randn_like(context))
-        torch.testing.assert_close(predictor(altered, keep), out)
+        # "replace": masked context positions get the mask token, so their values do not matter
+        torch.testing.assert_close(replace(altered, keep), out)
+        # "keep" (default): the whole context sequence is used
+        assert (keep_mode(altered, keep) - keep_mode(context, keep)).abs().max() > 1e-3
 
 
 def test_no_hidden_state_between_threads() -> None:

@@ -7,10 +7,6 @@ import shlex
 import signal
 import sys
 
-from scarce.config import load_config
-from scarce.engine.loop import TrainingDivergedError
-from scarce.pretrain import load_run_config, pretrain, summary_line
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -41,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
+def training_overrides(args: argparse.Namespace) -> list[str]:
+    """Config overrides from the common training options (``--epochs`` -> ``schedule.epochs`` ...)."""
     options = {
         "data.spec": args.data,
         "schedule.epochs": args.epochs,
@@ -56,7 +53,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = _overrides(args)
+    from scarce.config import load_config
+    from scarce.engine.loop import TrainingDivergedError
+    from scarce.pretrain import load_run_config, pretrain, summary_line
+
+    overrides = training_overrides(args)
     if args.resume and args.config is None:
         config = load_run_config(args.out, overrides)
     else:

@@ -74,6 +74,8 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     batch_in_epoch: int = 0
+    best_val_top1: float = -1.0  # methods that classify: best validation top-1 so far, and its epoch
+    best_epoch: int = 0
 
 
 @dataclass
@@ -291,6 +293,22 @@ class Trainer:
             features, self.val_images, self.val_labels, self.config.run.batch_size, self.autocast
         )
 
+    @torch.no_grad()
+    def _validate_classifier(self) -> float | None:
+        """Validation top-1 of a method that classifies (see ``Method.classify``), else None."""
+        if self.val_images is None or self.val_labels is None or type(self.method).classify is Method.classify:
+            return None
+        self.method.eval()
+        correct = 0
+        for start in range(0, len(self.val_images), self.config.run.batch_size):
+            images = self.val_images[start : start + self.config.run.batch_size].to(self.device)
+            with self.autocast():
+                logits = self.method.classify(images)
+            assert logits is not None
+            correct += int((logits.argmax(-1).cpu() == self.val_labels[start : start + len(images)]).sum())
+        self.method.train()
+        return correct / len(self.val_images)
+
     def _install_signal_handlers(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
 
@@ -402,6 +420,12 @@ class Trainer:
         probe_accuracy = self._validate()
         if probe_accuracy is not None:
             summary["online_probe_val_top1"] = probe_accuracy
+        val_top1 = self._validate_classifier()
+        if val_top1 is not None:
+            summary["val_top1"] = val_top1
+            if val_top1 > self.state.best_val_top1:
+                self.state.best_val_top1, self.state.best_epoch = val_top1, self.state.epoch
+                save_checkpoint(self.run_dir.best_checkpoint, self.checkpoint_payload())
         logger.log_epoch(summary)
         numbered = (
             self.state.epoch % self.config.run.checkpoint_every == 0 or self.state.epoch == self.config.schedule.epochs

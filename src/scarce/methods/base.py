@@ -93,6 +93,12 @@ class Method(nn.Module):
                 (decay if param.ndim > 1 and not name.endswith(".bias") else no_decay).append(param)
         return [{"params": decay, "wd_scale": 1.0}, {"params": no_decay, "wd_scale": 0.0, "weight_decay": 0.0}]
 
+    def classify(self, images: Tensor) -> Tensor | None:
+        """Class logits ``[B, C]`` for uint8 images, for methods that classify (else None). The loop
+        then scores the validation split every epoch and keeps the best epoch's weights."""
+        del images
+        return None
+
     def update_ema(self, momentum: float) -> None:
         for online, target in self.ema_pairs():
             ema_update_(target, online, momentum)

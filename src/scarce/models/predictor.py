@@ -1,10 +1,14 @@
 """The MIM-JEPA predictor (spec sec. 4.5).
 
 A depth-3 :class:`MaskedTransformer` with the encoder's width, heads, FFN and dropouts over the
-full token sequence of the context encoder. Its own learned mask token replaces the context
-tokens at masked positions (this is the 384-parameter vector in the spec's parity count of
-5,457,408 at D=384), the position embedding is added again, and a head
+full token sequence of the context encoder; the position embedding is added again, and a head
 ``SiLU → LayerNorm(D, affine) → Linear(D, D, bias)`` maps to the target space.
+
+The predictor owns a learned mask token (the 384-parameter vector in the spec's parity count of
+5,457,408 at D=384, as the official code's transformer class always creates one). With
+``masked_input="keep"`` (default, the spec's reading: the predictor runs over the context
+encoder's full output sequence) it is unused; with ``"replace"`` (I-JEPA style) it replaces the
+context tokens at masked positions, so the predictor sees only the visible tokens' outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from scarce.models.encoder import EncoderConfig
 from scarce.models.transformer import MaskedTransformer, init_linear_
 
 PredictorInit = Literal["default", "reference"]
+MaskedInput = Literal["keep", "replace"]
 
 
 class Predictor(nn.Module):
@@ -25,15 +30,26 @@ class Predictor(nn.Module):
     Args:
         encoder_config: the context encoder's configuration (width, heads, FFN, dropouts, grid).
         depth: number of predictor blocks (3 in the paper).
+        masked_input: ``"keep"`` the context encoder's outputs at masked positions or
+            ``"replace"`` them by the predictor's mask token.
         init: ``"default"`` rescales block ``l`` as block ``encoder_depth + l`` of the encoder
             would be; ``"reference"`` reproduces the official code, which rescales twice (once as
             ``l`` and once as ``encoder_depth + l``).
     """
 
-    def __init__(self, encoder_config: EncoderConfig, depth: int = 3, init: PredictorInit = "default") -> None:
+    def __init__(
+        self,
+        encoder_config: EncoderConfig,
+        depth: int = 3,
+        init: PredictorInit = "default",
+        masked_input: MaskedInput = "keep",
+    ) -> None:
         super().__init__()
         if init not in ("default", "reference"):
             raise ValueError(f"predictor init must be 'default' or 'reference', got {init!r}")
+        if masked_input not in ("keep", "replace"):
+            raise ValueError(f"predictor masked_input must be 'keep' or 'replace', got {masked_input!r}")
+        self.masked_input = masked_input
         dim = encoder_config.embed_dim
         self.init = init
         self.encoder_depth = encoder_config.depth
@@ -61,9 +77,15 @@ class Predictor(nn.Module):
 
     def forward(self, context_tokens: Tensor, keep_mask: Tensor, grid_size: tuple[int, int] | None = None) -> Tensor:
         """``context_tokens [B, N, D]``, ``keep_mask [B, N]`` bool -> ``[B, N, D]``."""
-        return self.head(self.transformer(context_tokens, keep_mask, grid_size))
+        replace_mask = keep_mask if self.masked_input == "replace" else None
+        return self.head(self.transformer(context_tokens, replace_mask, grid_size))
 
 
-def build_predictor(encoder_config: EncoderConfig, depth: int = 3, init: PredictorInit = "default") -> Predictor:
+def build_predictor(
+    encoder_config: EncoderConfig,
+    depth: int = 3,
+    init: PredictorInit = "default",
+    masked_input: MaskedInput = "keep",
+) -> Predictor:
     """The MIM-JEPA predictor matching ``encoder_config``."""
-    return Predictor(encoder_config, depth=depth, init=init)
+    return Predictor(encoder_config, depth=depth, init=init, masked_input=masked_input)

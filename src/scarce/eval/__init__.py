@@ -1,0 +1,1 @@
+"""Frozen evaluation: encoders, features, probes (attentive, linear, kNN, few-shot), metrics, reports."""

@@ -1,0 +1,143 @@
+"""``scarce supervised``: the supervised baseline in the same harness as the frozen probes.
+
+Trains ``encoder -> LayerNorm -> head`` end to end (from random init, or fine-tuning a pretrained
+encoder with ``supervised.init``) with the SSL crop/flip/colour augmentation, scores the
+validation split every epoch, keeps the best epoch (``checkpoints/best.pt``), and evaluates the
+**test split once**, with that epoch's weights. Results go to ``results.json`` / ``results.md``
+in the run directory, in the same format as ``scarce evaluate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scarce.config import ScarceConfig
+from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
+from scarce.engine.loop import autocast_factory, select_device
+from scarce.engine.run_dir import RunDirectory, git_commit
+from scarce.errors import CheckpointError
+from scarce.eval.metrics import classification_report
+from scarce.eval.report import write_report
+from scarce.methods.supervised import Supervised
+from scarce.models.encoder import Encoder
+from scarce.pretrain import PretrainResult, eval_images, prepare_data, pretrain
+from scarce.runtime import environment_info
+
+SUPERVISED_RECIPE = (
+    "method=supervised",
+    "optim.weight_decay=0.05",
+    "optim.final_weight_decay=0.05",
+    "schedule.flat_fraction=0.0",
+)
+"""Overrides that turn a pretraining preset into the supervised recipe: AdamW with constant weight
+decay 0.05, warm-up then cosine (no flat phase), label smoothing 0.1, the preset's model,
+augmentation, batch size, epochs and peak LR."""
+
+
+@torch.no_grad()
+def _logits(method: Supervised, images: torch.Tensor, device: torch.device, autocast: Any, batch: int) -> torch.Tensor:
+    outputs = []
+    for start in range(0, len(images), batch):
+        with autocast():
+            outputs.append(method.logits(images[start : start + batch].to(device)).float().cpu())
+    return torch.cat(outputs)
+
+
+def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score the best-validation epoch on val and, once, on test; write the results files."""
+    run = RunDirectory(run_dir)
+    if not run.best_checkpoint.exists():
+        raise CheckpointError(f"{run.best_checkpoint} not found: no validated epoch to test")
+    payload = load_checkpoint(run.best_checkpoint)
+    data = prepare_data(config)
+    val, test = data.splits.val, data.splits.test
+    if val is None or test is None or val.labels is None or test.labels is None:
+        raise CheckpointError("the test pass needs labelled val and test splits")
+    device = select_device(config.run.device)
+    method = Supervised(
+        Encoder(config.model.encoder_config()),
+        data.train.num_classes,
+        config.supervised.head,
+        config.supervised.label_smoothing,
+    )
+    load_state_dict_strict(method, payload["method"], f"best checkpoint {run.best_checkpoint}")
+    method.to(device).eval()
+    autocast = autocast_factory(device, config.run.precision)
+    size, batch = config.model.img_size, config.run.batch_size
+    num_classes = data.train.num_classes
+    val_report = classification_report(
+        _logits(method, eval_images(val, size), device, autocast, batch), val.labels, num_classes
+    )
+    test_report = classification_report(
+        _logits(method, eval_images(test, size), device, autocast, batch), test.labels, num_classes
+    )
+    best_epoch = payload["state"]["best_epoch"]
+    source = (
+        "supervised fine-tuning of " + config.supervised.init if config.supervised.init else "supervised from scratch"
+    )
+    result = {
+        "encoder": {
+            "source": f"{run.path} ({source})",
+            "which": "supervised",
+            "config": config.model.encoder_config().model_dump(),
+        },
+        "data": config.data.spec,
+        "protocol": {
+            "pretraining": "none (supervised)"
+            if not config.supervised.init
+            else f"fine-tuned from {config.supervised.init}",
+            "selection": "the epoch with the best validation top-1",
+            "test": "evaluated once, by the selected epoch",
+            "splits": data.splits.info,
+            "split_sizes": {"train": len(data.train), "val": len(val), "test": len(test)},
+            "seed": config.run.seed,
+        },
+        "results": [
+            {
+                "family": "supervised",
+                "probe": config.supervised.head,
+                "selected": {"epoch": best_epoch},
+                "val": val_report.to_dict(),
+                "test": test_report.to_dict(),
+            }
+        ],
+        "fewshot": [],
+        "headline": {"family": "supervised", "probe": config.supervised.head},
+        "seconds": 0.0,
+        "environment": {**environment_info(), "git_commit": git_commit(), "device": str(device)},
+    }
+    log(write_report(run.path, result))
+    return result
+
+
+def train_supervised(
+    config: ScarceConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
+    max_minutes: float | None = None,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[PretrainResult, dict[str, Any] | None]:
+    """Train the supervised baseline; when training finished, test its best epoch once."""
+    started = time.perf_counter()
+    result = pretrain(
+        config,
+        run_dir,
+        resume=resume,
+        stop_after_epoch=stop_after_epoch,
+        max_minutes=max_minutes,
+        show_progress=show_progress,
+        log=log,
+    )
+    if result.status != "finished":
+        return result, None
+    report = test_best_epoch(config, run_dir, log=log)
+    report["seconds"] = time.perf_counter() - started
+    return result, report
