@@ -115,13 +115,13 @@ def measure_case(name: str, steps: int, workers: int | None) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 30; 6 at 224 px)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 40; 6 at 224 px)")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: the product's default)")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     tune_cpu_allocator()
     if args.single:
-        steps = args.steps or (6 if CASES[args.single]["preset"] == "scott-paper" else 30)
+        steps = args.steps or (6 if CASES[args.single]["preset"] == "scott-paper" else 40)
         print(json.dumps(measure_case(args.single, steps, args.workers)))
         return
     reference = matmul_gflops()

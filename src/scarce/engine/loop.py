@@ -36,6 +36,7 @@ from scarce.methods.base import Batch, Method
 
 MAX_RANK_FEATURES = 2048
 WORKER_NICENESS = 10
+COLLAPSE_RANK_FRACTION = 0.25
 
 
 class TrainingDivergedError(ScarceError):
@@ -76,6 +77,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best_val_top1: float = -1.0  # methods that classify: best validation top-1 so far, and its epoch
     best_epoch: int = 0
+    first_effective_rank: float | None = None  # the collapse warning compares against epoch 1
 
 
 @dataclass
@@ -293,6 +295,16 @@ class Trainer:
             features, self.val_images, self.val_labels, self.config.run.batch_size, self.autocast
         )
 
+    def _warn_on_collapse(self, rank: float) -> None:
+        """Say so when the effective rank of the features fell below a quarter of epoch 1's."""
+        if self.state.first_effective_rank is None:
+            self.state.first_effective_rank = rank
+        elif rank < COLLAPSE_RANK_FRACTION * self.state.first_effective_rank:
+            self.log(
+                f"warning: representation collapse suspected: effective rank {rank:.1f} "
+                f"(epoch 1: {self.state.first_effective_rank:.1f}); compare with scarce evaluate --random-init"
+            )
+
     @torch.no_grad()
     def _validate_classifier(self) -> float | None:
         """Validation top-1 of a method that classifies (see ``Method.classify``), else None."""
@@ -417,6 +429,7 @@ class Trainer:
         if last_tokens is not None:
             summary["target_token_std"] = token_std_across_batch(last_tokens)
             summary["effective_rank"] = effective_rank(torch.cat(pooled)[:MAX_RANK_FEATURES])
+            self._warn_on_collapse(summary["effective_rank"])
         probe_accuracy = self._validate()
         if probe_accuracy is not None:
             summary["online_probe_val_top1"] = probe_accuracy
