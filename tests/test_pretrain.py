@@ -234,7 +234,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     err = capsys.readouterr().err
     assert "loss is nan at step 19 (epoch 2)" in err and "last.pt" in err
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["state"]
-    assert (state["epoch"], state["step"], state["batch_in_epoch"]) == (1, 16, 0)
+    assert (state["epoch"], state["step"], state["step_in_epoch"]) == (1, 16, 0)
     assert not (run_dir / "encoder.safetensors").exists()
 
 
@@ -242,9 +242,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 def test_accumulation_counts_optimiser_steps(tmp_path: Path) -> None:
     overrides = [*TINY_OVERRIDES, "schedule.epochs=1", "optim.accumulation_steps=2", "optim.clip_grad=1.0"]
     result = pretrain(load_config("scott-tiny", overrides), tmp_path / "acc", show_progress=False, log=lambda _: None)
-    assert result.status == "finished" and result.steps_done == 256 // 16 // 2
+    assert result.status == "finished" and result.steps_done == 256 // 16  # batch_size is the global batch
     steps = [json.loads(line)["step"] for line in (tmp_path / "acc" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [(micro + 1) // 2 for micro in range(16)]  # the optimiser steps after every 2nd micro-batch
+    assert steps == [(micro + 1) // 2 for micro in range(32)]  # micro-batches of 8; a step after every 2nd
 
 
 @needs_data

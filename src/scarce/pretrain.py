@@ -26,6 +26,7 @@ from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
 from scarce.data.transforms import AlignedTwoViewTransform, EvalTransform, PhotometricConfig, SingleViewTransform
 from scarce.engine.checkpoint import atomic_write, load_checkpoint
+from scarce.engine.distributed import DistInfo, barrier, init_distributed, process_device
 from scarce.engine.loop import Trainer, select_device
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError, ConfigError, DataError
@@ -49,6 +50,7 @@ class PretrainResult:
     steps_done: int
     seconds: float
     encoder_path: Path | None
+    is_main: bool = True  # False on ranks other than 0 under torchrun
 
 
 def build_method(config: ScarceConfig, num_classes: int = 0) -> Method:
@@ -210,6 +212,7 @@ def build_trainer(
     *,
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
+    dist_info: DistInfo | None = None,
 ) -> Trainer:
     """Method, mask generator, augmented dataset, online-probe data and the :class:`Trainer`."""
     supervised = config.method == "supervised"
@@ -242,6 +245,7 @@ def build_trainer(
         num_workers=config.data.num_workers if config.data.num_workers is not None else default_workers(device),
         show_progress=show_progress,
         log=log,
+        dist_info=dist_info,
     )
 
 
@@ -257,23 +261,30 @@ def pretrain(
 ) -> PretrainResult:
     """Pretrain as ``config`` says into ``run_dir`` (new, or continued with ``resume=True``)."""
     started = time.perf_counter()
+    device = select_device(config.run.device)
+    info = init_distributed(device)
+    device = process_device(device, info)
     run = RunDirectory(run_dir)
     run.check(resume)
+    barrier(info)  # every rank has checked before rank 0 creates anything
     if resume:
         _check_resumable(run, config, log)
-    device = select_device(config.run.device)
     data = prepare_data(config)  # bad data fails here, before anything is written
-    if not resume:
+    if not resume and info.is_main:
         run.create()
         _write_run_records(run, config, data, device)
-    trainer = build_trainer(config, run, data, device, show_progress=show_progress, log=log)
+    barrier(info)
+    trainer = build_trainer(config, run, data, device, show_progress=show_progress, log=log, dist_info=info)
     if resume:
         trainer.restore(load_checkpoint(run.last_checkpoint))
         log(f"resumed {run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
     status = trainer.fit(
         stop_after_epoch=stop_after_epoch, max_seconds=None if max_minutes is None else max_minutes * 60
     )
-    encoder_path = export_weights(trainer.method, config, run) if status == "finished" else None
+    encoder_path = None
+    if status == "finished" and info.is_main:
+        encoder_path = export_weights(trainer.method, config, run)
+    barrier(info)
     return PretrainResult(
         status=status,
         run_dir=run.path,
@@ -281,6 +292,7 @@ def pretrain(
         steps_done=trainer.state.step,
         seconds=time.perf_counter() - started,
         encoder_path=encoder_path,
+        is_main=info.is_main,
     )
 
 

@@ -136,7 +136,7 @@ def train_supervised(
         show_progress=show_progress,
         log=log,
     )
-    if result.status != "finished":
+    if result.status != "finished" or not result.is_main:
         return result, None
     report = test_best_epoch(config, run_dir, log=log)
     report["seconds"] = time.perf_counter() - started

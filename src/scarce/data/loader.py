@@ -33,55 +33,67 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Seeded permutation per epoch cut into batches of ``(epoch, index)`` pairs.
+    """Seeded permutation per epoch, cut into **global** batches, yielded as this rank's
+    micro-batches of ``(epoch, index)`` pairs.
 
-    ``set_epoch(epoch, start_batch)`` selects the epoch and skips batches already trained (a
-    mid-epoch resume). With ``world_size > 1`` every global batch of ``batch_size · world_size``
-    samples is split across ranks, so each rank sees different data (the distributed issue).
+    A global batch of ``global_batch`` samples (one optimiser step) is split into
+    ``accumulation`` micro-steps, each split across ``world_size`` ranks: every rank sees
+    ``global_batch / (world_size · accumulation)`` samples per micro-batch. The data of a step is
+    therefore the same whatever the number of processes or accumulation steps, which is what makes
+    a run resumable under another world size. ``set_epoch(epoch, start_step)`` selects the epoch
+    and skips the optimiser steps already done (a mid-epoch resume).
     """
 
     def __init__(
         self,
         num_samples: int,
-        batch_size: int,
+        global_batch: int,
         seed: int,
         drop_last: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        accumulation: int = 1,
     ) -> None:
         if num_samples <= 0:
             raise ValueError("no samples to draw batches from")
+        if global_batch % (world_size * accumulation):
+            raise ValueError(
+                f"batch size {global_batch} is not divisible by world size {world_size} x accumulation {accumulation}"
+            )
         self.num_samples = num_samples
-        self.batch_size = batch_size
+        self.global_batch = global_batch
+        self.micro_batch = global_batch // (world_size * accumulation)
         self.seed = seed
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
+        self.accumulation = accumulation
         self.epoch = 0
-        self.start_batch = 0
+        self.start_step = 0
 
     @property
-    def batches_per_epoch(self) -> int:
-        global_batch = self.batch_size * self.world_size
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps (global batches) per epoch."""
         if self.drop_last:
-            return self.num_samples // global_batch
-        return -(-self.num_samples // global_batch)
+            return self.num_samples // self.global_batch
+        return -(-self.num_samples // self.global_batch)
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.epoch = epoch
-        self.start_batch = start_batch
+        self.start_step = start_step
 
     def __len__(self) -> int:
-        return max(self.batches_per_epoch - self.start_batch, 0)
+        return max(self.steps_per_epoch - self.start_step, 0) * self.accumulation
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         generator = torch.Generator().manual_seed(mix_seed(1, self.seed, self.epoch))
         order = torch.randperm(self.num_samples, generator=generator).tolist()
-        global_batch = self.batch_size * self.world_size
-        for batch_index in range(self.start_batch, self.batches_per_epoch):
-            chunk = order[batch_index * global_batch : (batch_index + 1) * global_batch]
-            mine = chunk[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
-            yield [(self.epoch, index) for index in mine]
+        for step in range(self.start_step, self.steps_per_epoch):
+            chunk = order[step * self.global_batch : (step + 1) * self.global_batch]
+            micro = -(-len(chunk) // (self.world_size * self.accumulation))  # a short last batch (drop_last off)
+            for part in range(self.accumulation):
+                start = (part * self.world_size + self.rank) * micro
+                yield [(self.epoch, index) for index in chunk[start : start + micro]]
 
 
 ViewTransform = Callable[[Tensor, torch.Generator], Any]

@@ -21,17 +21,19 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from scarce.config import ScarceConfig
 from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loader
 from scarce.engine.checkpoint import load_state_dict_strict, save_checkpoint
 from scarce.engine.diagnostics import effective_rank, token_std_across_batch
+from scarce.engine.distributed import DistInfo, all_reduce_mean, any_rank, barrier
 from scarce.engine.metrics_log import JsonlLog, MetricsLogger
 from scarce.engine.online_probe import OnlineProbe
 from scarce.engine.run_dir import RunDirectory
 from scarce.engine.schedules import Cosine, Linear, WarmupFlatCosine
-from scarce.errors import DataError, ScarceError
+from scarce.errors import ConfigError, DataError, ScarceError
 from scarce.methods.base import Batch, Method
 
 MAX_RANK_FEATURES = 2048
@@ -70,11 +72,11 @@ def autocast_factory(device: torch.device, precision: str) -> Callable[[], Abstr
 
 @dataclass
 class TrainState:
-    """Where the run is: epochs completed, optimiser steps done, micro-batches into this epoch."""
+    """Where the run is: epochs completed, optimiser steps done, optimiser steps into this epoch."""
 
     epoch: int = 0
     step: int = 0
-    batch_in_epoch: int = 0
+    step_in_epoch: int = 0
     best_val_top1: float = -1.0  # methods that classify: best validation top-1 so far, and its epoch
     best_epoch: int = 0
     first_effective_rank: float | None = None  # the collapse warning compares against epoch 1
@@ -118,6 +120,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class NullLogger:
+    """The metric sink of ranks other than 0."""
+
+    def log_iteration(self, record: dict[str, Any]) -> None:
+        del record
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        del record
+
+    def close(self) -> None:
+        pass
+
+
 def _init_worker(worker_id: int) -> None:
     """Loader workers leave Ctrl-C to the main process (which checkpoints and exits) and run at a
     lower priority, so that on a small CPU they fill idle time instead of stalling the compute
@@ -140,7 +155,9 @@ class Trainer:
             labels for the online probe (None: no probe).
         num_classes: classes of the labelled training data (0: unlabelled).
         device: where to train.
-        rank, world_size: data sharding (1 process by default).
+        dist_info: this process's place under ``torchrun`` (one process by default). With more than
+            one, the method is wrapped in ``DistributedDataParallel``, every rank trains on its
+            slice of each global batch, and rank 0 alone logs, evaluates and writes files.
     """
 
     def __init__(
@@ -155,31 +172,41 @@ class Trainer:
         num_classes: int = 0,
         device: torch.device,
         num_workers: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        dist_info: DistInfo | None = None,
         show_progress: bool | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.device = device
-        self.log = log
-        self.show_progress = show_progress
+        self.dist = dist_info or DistInfo()
+        self.log = log if self.dist.is_main else (lambda _: None)
+        self.show_progress = show_progress if self.dist.is_main else False
         self.method = method.to(device)
         run = config.run
-        self.sampler = EpochBatchSampler(len(dataset), run.batch_size, run.seed, run.drop_last, rank, world_size)
-        if self.sampler.batches_per_epoch < 1:
-            raise DataError(
-                f"{len(dataset)} training images are fewer than one batch of {run.batch_size * world_size}; "
-                "lower --batch-size or add images"
-            )
         self.accumulation = config.optim.accumulation_steps
-        self.steps_per_epoch = self.sampler.batches_per_epoch // self.accumulation
+        try:
+            self.sampler = EpochBatchSampler(
+                len(dataset),
+                run.batch_size,
+                run.seed,
+                run.drop_last,
+                self.dist.rank,
+                self.dist.world_size,
+                self.accumulation,
+            )
+        except ValueError as error:
+            raise ConfigError(f"run.batch_size is the global batch: {error}") from None
+        self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch < 1:
             raise DataError(
-                f"{self.sampler.batches_per_epoch} batches per epoch are fewer than accumulation_steps "
-                f"{self.accumulation}"
+                f"{len(dataset)} training images are fewer than one batch of {run.batch_size}; "
+                "lower --batch-size or add images"
             )
+        self.model: torch.nn.Module = method
+        if self.dist.enabled:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(method, device_ids=device_ids, static_graph=True)
         self.loader = make_train_loader(
             dataset,
             self.sampler,
@@ -201,7 +228,8 @@ class Trainer:
         self.state = TrainState()
         self.val_images, self.val_labels = val_images, val_labels
         self.probe: OnlineProbe | None = None
-        if run.online_probe and num_classes > 0 and val_images is not None and val_labels is not None:
+        wants_probe = run.online_probe and num_classes > 0 and val_images is not None and val_labels is not None
+        if wants_probe and self.dist.is_main:  # monitoring only: rank 0 trains it on its own slices
             embed_dim = next(iter(method.export_encoders().values())).embed_dim  # type: ignore[union-attr]
             self.probe = OnlineProbe(int(embed_dim), num_classes, run.probe_lr, run.probe_weight_decay, device)
         self._stop_signal: int | None = None
@@ -221,10 +249,13 @@ class Trainer:
         }
 
     def save(self, numbered: bool = False) -> None:
-        payload = self.checkpoint_payload()
-        save_checkpoint(self.run_dir.last_checkpoint, payload)
-        if numbered:
-            save_checkpoint(self.run_dir.epoch_checkpoint(self.state.epoch), payload)
+        """Rank 0 writes ``last.pt`` (and a numbered copy); every rank waits for it."""
+        if self.dist.is_main:
+            payload = self.checkpoint_payload()
+            save_checkpoint(self.run_dir.last_checkpoint, payload)
+            if numbered:
+                save_checkpoint(self.run_dir.epoch_checkpoint(self.state.epoch), payload)
+        barrier(self.dist)
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Continue exactly from a checkpoint written by :meth:`save`."""
@@ -255,15 +286,17 @@ class Trainer:
         if momentum is None:
             momentum = self.schedules.momentum(self.state.step)
         batch = batch.to(self.device, non_blocking=True)
-        with self.autocast():
-            output = self.method.training_step(batch)
-        loss_value = output.loss.item()
+        sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.model.no_sync()  # type: ignore[operator]
+        with sync:
+            with self.autocast():
+                output = self.model(batch)  # Method.forward is its training step; DDP syncs the gradients
+            (output.loss / self.accumulation).backward()
+        loss_value = all_reduce_mean(output.loss.item(), self.dist, self.device)
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(
                 f"loss is {loss_value} at step {self.state.step} (epoch {self.state.epoch + 1}); stopped. "
                 f"The last good checkpoint is {self.run_dir.last_checkpoint}"
             )
-        (output.loss / self.accumulation).backward()
         if boundary:
             if self.config.optim.clip_grad is not None:
                 parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -277,7 +310,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ epochs
     def _epoch_batches(self) -> Iterator[Batch]:
-        self.sampler.set_epoch(self.state.epoch, self.state.batch_in_epoch)
+        self.sampler.set_epoch(self.state.epoch, self.state.step_in_epoch)
         yield from self.loader
 
     def _validate(self) -> float | None:
@@ -339,16 +372,18 @@ class Trainer:
         A checkpoint is written in every case; :class:`TrainingDivergedError` leaves the last good one."""
         epochs = self.config.schedule.epochs
         batches_per_epoch = self.steps_per_epoch * self.accumulation
-        logger = MetricsLogger(
-            self.run_dir.metrics_path,
-            self.run_dir.epochs_path,
-            self.run_dir.tensorboard if self.config.run.tensorboard else None,
-        )
+        logger: MetricsLogger | NullLogger = NullLogger()
+        if self.dist.is_main:
+            logger = MetricsLogger(
+                self.run_dir.metrics_path,
+                self.run_dir.epochs_path,
+                self.run_dir.tensorboard if self.config.run.tensorboard else None,
+            )
         previous_handlers = self._install_signal_handlers()
         started = time.perf_counter()
         progress = tqdm(
             total=epochs * batches_per_epoch,
-            initial=self.state.epoch * batches_per_epoch + self.state.batch_in_epoch,
+            initial=self.state.epoch * batches_per_epoch + self.state.step_in_epoch * self.accumulation,
             disable=not self.show_progress if self.show_progress is not None else None,
             unit="batch",
             dynamic_ncols=True,
@@ -374,7 +409,7 @@ class Trainer:
                 signal.signal(signum, previous)
         return status
 
-    def _run_epoch(self, logger: MetricsLogger, progress: tqdm, batches_per_epoch: int) -> str:
+    def _run_epoch(self, logger: MetricsLogger | NullLogger, progress: tqdm, batches_per_epoch: int) -> str:
         self.method.train()
         epoch_start = time.perf_counter()
         losses: list[float] = []
@@ -382,9 +417,8 @@ class Trainer:
         last_tokens: Tensor | None = None
         images_seen = 0
         tick = time.perf_counter()
-        for batch in self._epoch_batches():
-            self.state.batch_in_epoch += 1
-            boundary = self.state.batch_in_epoch % self.accumulation == 0
+        for micro, batch in enumerate(self._epoch_batches(), start=1):
+            boundary = micro % self.accumulation == 0
             lr, weight_decay, momentum = self._set_schedules()
             loss, tokens = self.train_step(batch, boundary, momentum)
             losses.append(loss)
@@ -411,13 +445,14 @@ class Trainer:
             progress.update(1)
             if boundary:
                 self.state.step += 1
-                if self._stop_signal is not None:
+                self.state.step_in_epoch += 1
+                if any_rank(self._stop_signal is not None, self.dist, self.device):
                     self.save()
-                    name = signal.Signals(self._stop_signal).name
+                    name = signal.Signals(self._stop_signal or signal.SIGTERM).name
                     self.log(f"{name}: checkpoint saved at step {self.state.step}; continue with --resume")
                     return "interrupted"
         self.state.epoch += 1
-        self.state.batch_in_epoch = 0
+        self.state.step_in_epoch = 0
         seconds = time.perf_counter() - epoch_start
         summary: dict[str, Any] = {
             "epoch": self.state.epoch,
@@ -433,7 +468,7 @@ class Trainer:
         probe_accuracy = self._validate()
         if probe_accuracy is not None:
             summary["online_probe_val_top1"] = probe_accuracy
-        val_top1 = self._validate_classifier()
+        val_top1 = self._validate_classifier() if self.dist.is_main else None
         if val_top1 is not None:
             summary["val_top1"] = val_top1
             if val_top1 > self.state.best_val_top1:
@@ -446,4 +481,4 @@ class Trainer:
         self.save(numbered=numbered)
         shown = ", ".join(f"{key} {value:.4g}" for key, value in summary.items() if key not in ("epoch", "step"))
         self.log(f"epoch {self.state.epoch}/{self.config.schedule.epochs}: {shown}")
-        return "interrupted" if self._stop_signal is not None else "running"
+        return "interrupted" if any_rank(self._stop_signal is not None, self.dist, self.device) else "running"

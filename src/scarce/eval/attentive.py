@@ -97,7 +97,7 @@ def train_attentive_probes(
     }
     sampler = EpochBatchSampler(len(train), recipe.batch_size, recipe.seed, drop_last=False)
     loader = make_train_loader(AugmentedViews(train, transform, None, recipe.seed), sampler, num_workers, False)
-    steps_per_epoch = sampler.batches_per_epoch
+    steps_per_epoch = sampler.steps_per_epoch
     total = recipe.epochs * steps_per_epoch
     lr_schedule = WarmupFlatCosine(
         recipe.start_lr,

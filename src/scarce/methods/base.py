@@ -77,6 +77,10 @@ class Method(nn.Module):
     def training_step(self, batch: Batch) -> StepOutput:
         raise NotImplementedError
 
+    def forward(self, batch: Batch) -> StepOutput:
+        """The training step (so that ``DistributedDataParallel(method)(batch)`` syncs gradients)."""
+        return self.training_step(batch)
+
     def export_encoders(self) -> dict[str, nn.Module]:
         """Encoders worth saving at the end of a run, by file stem."""
         raise NotImplementedError
