@@ -95,6 +95,14 @@ class OptimConfig(Section):
     final_weight_decay: float = Field(0.4, ge=0)
     clip_grad: float | None = Field(None, gt=0, description="max gradient norm; none in the paper")
     accumulation_steps: int = Field(1, ge=1)
+    lr_scaling: Literal["none", "linear"] = Field(
+        "none", description="none (the paper): lr as given; linear: lr x run.batch_size / lr_reference_batch"
+    )
+    lr_reference_batch: int = Field(64, ge=1)
+
+    def scaled(self, lr: float, batch_size: int) -> float:
+        """A learning rate under the scaling rule for the global batch ``batch_size``."""
+        return lr * batch_size / self.lr_reference_batch if self.lr_scaling == "linear" else lr
 
 
 class ScheduleConfig(Section):
@@ -112,7 +120,9 @@ class RunConfig(Section):
     """How the run is executed; none of these change the recipe's mathematics except seed/batch."""
 
     seed: int = Field(47, ge=0)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(
+        64, ge=1, description="global batch per optimiser step: per-device x processes x accumulation"
+    )
     drop_last: bool = True
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     precision: Literal["auto", "fp32", "bf16"] = "auto"

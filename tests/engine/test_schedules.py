@@ -61,3 +61,12 @@ def test_schedules_clamp_outside_range() -> None:
     schedule = WarmupFlatCosine(0.0, 1.0, 0.1, total_steps=100, warmup_steps=10)
     assert schedule(10_000) == pytest.approx(0.1)
     assert Linear(1.0, 2.0, 0)(5) == 2.0
+
+
+def test_linear_lr_scaling_rule_is_explicit() -> None:
+    plain = Schedules.from_config(load_config("scott-paper", ["run.batch_size=128"]), STEPS_PER_EPOCH)
+    scaled = Schedules.from_config(
+        load_config("scott-paper", ["run.batch_size=128", "optim.lr_scaling=linear"]), STEPS_PER_EPOCH
+    )
+    assert plain.lr(plain.lr.warmup_steps) == pytest.approx(5e-4)  # the paper: no scaling
+    assert scaled.lr(scaled.lr.warmup_steps) == pytest.approx(1e-3)  # 5e-4 x 128 / 64

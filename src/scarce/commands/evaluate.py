@@ -58,6 +58,10 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun: rank 0 evaluates, the others have nothing to do
+        return 0
     from scarce.config import load_config
     from scarce.errors import ConfigError
     from scarce.eval.encoders import load_encoder, random_encoder

@@ -95,9 +95,9 @@ class Schedules:
         momentum_cls = Linear if schedule.ema_schedule == "linear" else Cosine
         return cls(
             lr=WarmupFlatCosine(
-                start=optim.start_lr,
-                peak=optim.lr,
-                final=optim.final_lr,
+                start=optim.scaled(optim.start_lr, config.run.batch_size),
+                peak=optim.scaled(optim.lr, config.run.batch_size),
+                final=optim.scaled(optim.final_lr, config.run.batch_size),
                 total_steps=total,
                 warmup_steps=round(schedule.warmup_epochs * steps_per_epoch),
                 flat_fraction=schedule.flat_fraction,
