@@ -12,6 +12,7 @@ point of the CPU-scale results issue.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,12 @@ VARIANTS: dict[str, list[str]] = {
     "paper recipe, 12 epochs": ["schedule.epochs=12", "schedule.warmup_epochs=1.6"],
     "EMA start 0.9, 3 epochs": [*SHORT, "schedule.ema_start=0.9"],
     "no weight decay, 3 epochs": [*SHORT, "optim.weight_decay=0", "optim.final_weight_decay=0"],
+    "batch-centred targets, 3 epochs": [*SHORT, "mimjepa.target_centering=batch"],
+    "batch-centred targets, 12 epochs": [
+        "schedule.epochs=12",
+        "schedule.warmup_epochs=1.6",
+        "mimjepa.target_centering=batch",
+    ],
 }
 SETTINGS = EvaluationConfig(probes=("linear", "knn"), seed=0)
 
@@ -55,6 +62,7 @@ def main() -> None:
         for name, extra in variants.items():
             out = scratch / f"{tokenizer}-{len(rows)}"
             pretrain(load_config("scott-tiny", BASE + model + extra), out, show_progress=False, log=lambda _: None)
+            last_epoch = json.loads((out / "epochs.jsonl").read_text().splitlines()[-1])
             for which in ("context", "target"):
                 rows.append(
                     {
@@ -62,6 +70,7 @@ def main() -> None:
                         "run": name,
                         "seed": 47,
                         "encoder": which,
+                        "final_effective_rank": round(last_epoch["effective_rank"], 1),
                         **scores(load_encoder(out, which)),
                     }
                 )  # type: ignore[arg-type]
@@ -70,11 +79,12 @@ def main() -> None:
     lines = [
         "scott-tiny (D 64, depth 2, 32 px, 8x8 tokens) on Imagenette 1,350 train images; val = 150 carved images;",
         "3 epochs = 252 steps at batch 16. Validation top-1 of the frozen-feature probes of `scarce evaluate`.\n",
-        "| tokenizer | run | seed | encoder | linear val top-1 | kNN val top-1 |",
-        "|---|---|---:|---|---:|---:|",
+        "| tokenizer | run | seed | encoder | linear val top-1 | kNN val top-1 | effective rank (last epoch) |",
+        "|---|---|---:|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {row['tokenizer']} | {row['run']} | {row['seed']} | {row['encoder']} | {row['linear']} | {row['knn']} |"
+        f"| {row['tokenizer']} | {row['run']} | {row['seed']} | {row['encoder']} | {row['linear']} | {row['knn']} "
+        f"| {row.get('final_effective_rank', '–')} |"
         for row in rows
     ]
     write_results("short_pretraining_vs_random", {**run_header(), "rows": rows}, "\n".join(lines) + "\n")

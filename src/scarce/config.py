@@ -134,6 +134,15 @@ class RunConfig(Section):
     tensorboard: bool = True
 
 
+class MIMJEPAConfig(Section):
+    """Options of MIM-JEPA beyond the paper's recipe (defaults: the paper)."""
+
+    target_centering: Literal["none", "batch"] = Field(
+        "none",
+        description="batch: subtract the batch mean of the LayerNorm-ed targets (prevents collapse at small scale)",
+    )
+
+
 class SupervisedConfig(Section):
     """The supervised baseline (``method: supervised``): encoder + attentive head, end to end."""
 
@@ -154,6 +163,7 @@ class ScarceConfig(Section):
     optim: OptimConfig = OptimConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     run: RunConfig = RunConfig()
+    mimjepa: MIMJEPAConfig = MIMJEPAConfig()
     supervised: SupervisedConfig = SupervisedConfig()
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def build_method(config: ScarceConfig, num_classes: int = 0) -> Method:
         init=config.model.predictor_init,
         masked_input=config.model.predictor_masked_input,
     )
-    return MIMJEPA(encoder, predictor)
+    return MIMJEPA(encoder, predictor, target_centering=config.mimjepa.target_centering)
 
 
 def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform | SingleViewTransform:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -96,3 +98,31 @@ def test_update_ema_moves_target_towards_context() -> None:
     method.update_ema(0.75)
     online = method.context_encoder.transformer.mask_token
     torch.testing.assert_close(method.target_encoder.transformer.mask_token, 0.75 * before + 0.25 * online)
+
+
+def test_center_targets_removes_the_shared_component() -> None:
+    from scarce.methods.mimjepa import center_targets
+
+    shared = torch.randn(1, 1, 8)
+    targets = shared + 0.1 * torch.randn(4, 16, 8)
+    centred = center_targets(targets)
+    torch.testing.assert_close(centred.mean(dim=(0, 1)), torch.zeros(8), atol=1e-6, rtol=0)
+    torch.testing.assert_close(centred, targets - targets.mean(dim=(0, 1), keepdim=True))
+
+
+def test_target_centering_option_reaches_the_loss() -> None:
+    torch.manual_seed(0)
+    encoder = create_encoder("scott-tiny")
+    plain = MIMJEPA(encoder, build_predictor(encoder.config))
+    centred = MIMJEPA(copy.deepcopy(encoder), copy.deepcopy(plain.predictor), target_centering="batch")
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    batch = Batch(views=[images, images.clone()], keep_mask=random_keep_mask(4, (8, 8)))
+    plain.eval(), centred.eval()
+    plain_out, centred_out = plain.training_step(batch), centred.training_step(batch)
+    assert centred_out.probe_tokens is not None and plain_out.probe_tokens is not None
+    torch.testing.assert_close(centred_out.probe_tokens.mean(dim=(0, 1)), torch.zeros(64), atol=1e-5, rtol=0)
+    assert plain_out.probe_tokens.mean(dim=(0, 1)).abs().max() > 1e-2
+    assert centred_out.loss.item() != plain_out.loss.item()
+    assert "context_token_std" in plain_out.metrics
+    with pytest.raises(ValueError, match="target_centering"):
+        MIMJEPA(encoder, plain.predictor, target_centering="ema")  # type: ignore[arg-type]

@@ -279,10 +279,10 @@ class Trainer:
 
     def train_step(
         self, batch: Batch, boundary: bool = True, momentum: float | None = None
-    ) -> tuple[float, Tensor | None]:
+    ) -> tuple[float, Tensor | None, dict[str, float]]:
         """One micro-batch: forward, loss check, backward; at an accumulation ``boundary`` also
         clipping, the optimiser step and the EMA update (``momentum``: default, the schedule's).
-        Returns the loss and the method's probe tokens."""
+        Returns the loss (mean over ranks), the method's probe tokens and its other scalars."""
         if momentum is None:
             momentum = self.schedules.momentum(self.state.step)
         batch = batch.to(self.device, non_blocking=True)
@@ -306,7 +306,8 @@ class Trainer:
             self.method.update_ema(momentum)
         if self.probe is not None and output.probe_tokens is not None and batch.labels is not None:
             self.probe.train_step(output.probe_tokens, batch.labels)
-        return loss_value, output.probe_tokens
+        extras = {key: float(value) for key, value in output.metrics.items() if key != "loss"}
+        return loss_value, output.probe_tokens, extras
 
     # ------------------------------------------------------------------ epochs
     def _epoch_batches(self) -> Iterator[Batch]:
@@ -335,7 +336,8 @@ class Trainer:
         elif rank < COLLAPSE_RANK_FRACTION * self.state.first_effective_rank:
             self.log(
                 f"warning: representation collapse suspected: effective rank {rank:.1f} "
-                f"(epoch 1: {self.state.first_effective_rank:.1f}); compare with scarce evaluate --random-init"
+                f"(epoch 1: {self.state.first_effective_rank:.1f}); compare with scarce evaluate --random-init, "
+                "and for MIM-JEPA try --set mimjepa.target_centering=batch"
             )
 
     @torch.no_grad()
@@ -420,7 +422,7 @@ class Trainer:
         for micro, batch in enumerate(self._epoch_batches(), start=1):
             boundary = micro % self.accumulation == 0
             lr, weight_decay, momentum = self._set_schedules()
-            loss, tokens = self.train_step(batch, boundary, momentum)
+            loss, tokens, extras = self.train_step(batch, boundary, momentum)
             losses.append(loss)
             batch_images = batch.views[0].shape[0]
             images_seen += batch_images
@@ -439,6 +441,7 @@ class Trainer:
                 "weight_decay": weight_decay,
                 "momentum": momentum,
                 "images_per_second": images_per_second,
+                **extras,
             }
             logger.log_iteration(record)
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{images_per_second:.0f}")
@@ -461,6 +464,7 @@ class Trainer:
             "seconds": seconds,
             "images_per_second": images_seen / max(seconds, 1e-9),
         }
+        summary.update(extras if losses else {})
         if last_tokens is not None:
             summary["target_token_std"] = token_std_across_batch(last_tokens)
             summary["effective_rank"] = effective_rank(torch.cat(pooled)[:MAX_RANK_FEATURES])
