@@ -116,26 +116,12 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
 
 
 def train_supervised(
-    config: ScarceConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    stop_after_epoch: int | None = None,
-    max_minutes: float | None = None,
-    show_progress: bool | None = None,
-    log: Callable[[str], None] = print,
+    config: ScarceConfig, run_dir: str | Path, *, log: Callable[[str], None] = print, **training: Any
 ) -> tuple[PretrainResult, dict[str, Any] | None]:
-    """Train the supervised baseline; when training finished, test its best epoch once."""
+    """Train the supervised baseline (``training``: the keyword options of :func:`pretrain`); when
+    training finished, test its best epoch once."""
     started = time.perf_counter()
-    result = pretrain(
-        config,
-        run_dir,
-        resume=resume,
-        stop_after_epoch=stop_after_epoch,
-        max_minutes=max_minutes,
-        show_progress=show_progress,
-        log=log,
-    )
+    result = pretrain(config, run_dir, log=log, **training)
     if result.status != "finished" or not result.is_main:
         return result, None
     report = test_best_epoch(config, run_dir, log=log)

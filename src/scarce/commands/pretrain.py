@@ -6,6 +6,8 @@ import argparse
 import shlex
 import signal
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,21 +54,23 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     return named + list(args.overrides)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace, recipe: Sequence[str], train: Callable[..., Any]) -> int:
+    """Build the config (``recipe`` overrides first, then the command line's), run ``train`` and
+    turn its outcome into an exit code: 0 done or stopped, 1 diverged, 130 interrupted."""
+    import os
+
     from scarce.config import load_config
     from scarce.engine.loop import TrainingDivergedError
-    from scarce.pretrain import load_run_config, pretrain, summary_line
+    from scarce.pretrain import load_run_config, summary_line
 
     overrides = training_overrides(args)
     if args.resume and args.config is None:
         config = load_run_config(args.out, overrides)
     else:
-        config = load_config(args.config, overrides)
-    import os
-
+        config = load_config(args.config, [*recipe, *overrides])
     os.environ["SCARCE_COMMAND"] = "scarce " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     try:
-        result = pretrain(
+        result = train(
             config,
             args.out,
             resume=args.resume,
@@ -75,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
             show_progress=False if args.no_progress else None,
         )
     except TrainingDivergedError as error:
-        print(f"scarce pretrain: {error}", file=sys.stderr)
+        print(f"scarce {args.command}: {error}", file=sys.stderr)
         return 1
     print(summary_line(result))
-    if result.status == "interrupted":
-        return 128 + int(signal.SIGINT)
-    return 0
+    return 128 + int(signal.SIGINT) if result.status == "interrupted" else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from scarce.pretrain import pretrain
+
+    return execute(args, (), pretrain)
