@@ -274,3 +274,12 @@ def test_every_preset_builds_and_runs(name: str) -> None:
         out = encoder(torch.randn(1, 3, config.img_size, config.img_size))
     assert out.shape == (1, encoder.num_tokens, config.embed_dim)
     assert torch.isfinite(out).all()
+
+
+def test_reference_predictor_head_keeps_pytorch_default_init() -> None:
+    config = preset_config("scott-paper")
+    default_head = build_predictor(config).head[2].weight
+    reference_head = build_predictor(config, init="reference").head[2].weight
+    assert default_head.std().item() == pytest.approx(0.02, rel=0.05)
+    # PyTorch's default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std = 1/sqrt(3 fan_in)
+    assert reference_head.std().item() == pytest.approx(1 / math.sqrt(3 * 384), rel=0.05)
