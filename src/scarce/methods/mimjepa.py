@@ -43,10 +43,11 @@ TargetCentering = Literal["none", "batch"]
 def center_targets(targets: Tensor) -> Tensor:
     """Subtract the per-channel mean over the batch and the tokens (all ranks under DDP).
 
-    ``[B, N, D] -> [B, N, D]``. Not in the paper. At small scale the LayerNorm-ed targets start
-    42-55 % constant (the low-frequency cosine channels of the position embedding are ~1 at every
-    position, and the SCOTT stem's features are non-negative), and the context encoder fits that
-    constant within tens of steps, which collapses the representation; centring removes it.
+    ``[B, N, D] -> [B, N, D]``. Not in the paper. At small scale a large part of the LayerNorm-ed
+    targets is the same for every image and position (the low-frequency cosine channels of the
+    position embedding are ~1 everywhere, and the SCOTT stem's features are non-negative); the
+    context encoder fits that shared part first, which collapses the representation. Centring
+    removes it.
     """
     mean = targets.mean(dim=(0, 1), keepdim=True)
     if dist.is_available() and dist.is_initialized():
