@@ -24,7 +24,7 @@ def test_info_prints_versions(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert f"torch          {torch.__version__}" in out or torch.__version__ in out
+    assert torch.__version__ in out
     assert "torch_threads" in out and "device" in out
 
 

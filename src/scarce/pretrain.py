@@ -24,12 +24,13 @@ from scarce.config import ScarceConfig, build_config, config_differences
 from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
 from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
-from scarce.data.transforms import AlignedTwoViewTransform, EvalTransform, PhotometricConfig, SingleViewTransform
+from scarce.data.transforms import AlignedTwoViewTransform, PhotometricConfig, SingleViewTransform
 from scarce.engine.checkpoint import atomic_write, load_checkpoint
 from scarce.engine.distributed import DistInfo, barrier, init_distributed, process_device
 from scarce.engine.loop import Trainer, select_device
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError, ConfigError, DataError
+from scarce.eval.features import eval_view
 from scarce.masking import make_mask_generator
 from scarce.methods.base import Method
 from scarce.methods.mimjepa import MIMJEPA
@@ -142,12 +143,6 @@ def _unlabelled(images: ImageSet) -> ImageSet:
     return ImageSet(images=images.images, labels=None, ids=images.ids, classes=[])
 
 
-def eval_images(images: ImageSet, size: int) -> torch.Tensor:
-    """Eval-transformed uint8 images ``[M, 3, size, size]`` (short side to size/0.875, centre crop)."""
-    transform = EvalTransform(size)
-    return torch.stack([transform(images.image(index)) for index in range(len(images))])
-
-
 def _check_resumable(run_dir: RunDirectory, config: ScarceConfig, log: Callable[[str], None]) -> None:
     saved = run_dir.read_config()
     new = config.to_dict()
@@ -238,7 +233,7 @@ def build_trainer(
         config,
         run,
         dataset,
-        val_images=eval_images(val, config.model.img_size) if needs_val and val is not None else None,
+        val_images=eval_view(val, config.model.img_size) if needs_val and val is not None else None,
         val_labels=val.labels if needs_val and val is not None else None,
         num_classes=data.train.num_classes if probe_ready else 0,
         device=device,

@@ -21,11 +21,12 @@ from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
 from scarce.engine.loop import autocast_factory, select_device
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError
+from scarce.eval.features import eval_view, extract
 from scarce.eval.metrics import classification_report
 from scarce.eval.report import write_report
 from scarce.methods.supervised import Supervised
 from scarce.models.encoder import Encoder
-from scarce.pretrain import PretrainResult, eval_images, prepare_data, pretrain
+from scarce.pretrain import PretrainResult, prepare_data, pretrain
 from scarce.runtime import environment_info
 
 SUPERVISED_RECIPE = (
@@ -37,15 +38,6 @@ SUPERVISED_RECIPE = (
 """Overrides that turn a pretraining preset into the supervised recipe: AdamW with constant weight
 decay 0.05, warm-up then cosine (no flat phase), label smoothing 0.1, the preset's model,
 augmentation, batch size, epochs and peak LR."""
-
-
-@torch.no_grad()
-def _logits(method: Supervised, images: torch.Tensor, device: torch.device, autocast: Any, batch: int) -> torch.Tensor:
-    outputs = []
-    for start in range(0, len(images), batch):
-        with autocast():
-            outputs.append(method.logits(images[start : start + batch].to(device)).float().cpu())
-    return torch.cat(outputs)
 
 
 def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -69,13 +61,14 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
     method.to(device).eval()
     autocast = autocast_factory(device, config.run.precision)
     size, batch = config.model.img_size, config.run.batch_size
+
+    def logits(images: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            return method.logits(images.to(device)).float()
+
     num_classes = data.train.num_classes
-    val_report = classification_report(
-        _logits(method, eval_images(val, size), device, autocast, batch), val.labels, num_classes
-    )
-    test_report = classification_report(
-        _logits(method, eval_images(test, size), device, autocast, batch), test.labels, num_classes
-    )
+    val_report = classification_report(extract(logits, eval_view(val, size), batch), val.labels, num_classes)
+    test_report = classification_report(extract(logits, eval_view(test, size), batch), test.labels, num_classes)
     best_epoch = payload["state"]["best_epoch"]
     source = (
         "supervised fine-tuning of " + config.supervised.init if config.supervised.init else "supervised from scratch"

@@ -51,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix == ".npz":
         payload = {key: value.numpy() for key, value in arrays.items()}
         payload |= {"ids": np.array(ids), "split": np.array(names), "classes": np.array(splits.train.classes)}
-        atomic_write(out, lambda temporary: np.savez(open(temporary, "wb"), **payload))  # noqa: SIM115
+
+        def write_npz(temporary: Path) -> None:
+            with temporary.open("wb") as handle:  # a file object: np.savez would append ".npz" to a path
+                np.savez(handle, **payload)
+
+        atomic_write(out, write_npz)
     else:
         split_code = torch.tensor([("train", "val", "test").index(name) for name in names])
         tensors = {**{key: value.contiguous() for key, value in arrays.items()}, "split": split_code}

@@ -34,6 +34,7 @@ from scarce.engine.online_probe import OnlineProbe
 from scarce.engine.run_dir import RunDirectory
 from scarce.engine.schedules import Cosine, Linear, WarmupFlatCosine
 from scarce.errors import ConfigError, DataError, ScarceError
+from scarce.eval.features import extract
 from scarce.methods.base import Batch, Method
 
 MAX_RANK_FEATURES = 2048
@@ -346,13 +347,14 @@ class Trainer:
         if self.val_images is None or self.val_labels is None or type(self.method).classify is Method.classify:
             return None
         self.method.eval()
-        correct = 0
-        for start in range(0, len(self.val_images), self.config.run.batch_size):
-            images = self.val_images[start : start + self.config.run.batch_size].to(self.device)
+
+        def predictions(images: Tensor) -> Tensor:
             with self.autocast():
-                logits = self.method.classify(images)
+                logits = self.method.classify(images.to(self.device))
             assert logits is not None
-            correct += int((logits.argmax(-1).cpu() == self.val_labels[start : start + len(images)]).sum())
+            return logits.argmax(-1)
+
+        correct = int((extract(predictions, self.val_images, self.config.run.batch_size) == self.val_labels).sum())
         self.method.train()
         return correct / len(self.val_images)
 

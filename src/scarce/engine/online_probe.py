@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scarce.eval.features import extract
 from scarce.models.probes import SimpleAttentiveProbe
 
 
@@ -50,14 +51,13 @@ class OnlineProbe:
         """Top-1 accuracy on ``images`` (uint8 ``[M, 3, S, S]``) with ``features(batch) -> tokens``."""
         self.probe.eval()
         device = next(self.probe.parameters()).device
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].to(device)
+
+        def predictions(batch: Tensor) -> Tensor:
             with autocast():
-                tokens = features(batch)
-            predictions = self.probe(tokens.float()).argmax(dim=-1).cpu()
-            correct += int((predictions == labels[start : start + batch_size]).sum())
-        return correct / max(len(images), 1)
+                tokens = features(batch.to(device))
+            return self.probe(tokens.float()).argmax(dim=-1)
+
+        return (extract(predictions, images, batch_size) == labels).float().mean().item()
 
     def state_dict(self) -> dict[str, object]:
         return {"probe": self.probe.state_dict(), "optimizer": self.optimizer.state_dict()}
