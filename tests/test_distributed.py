@@ -123,3 +123,25 @@ def test_a_crashed_rank_fails_the_job_without_hanging(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "rank 1 crashed on purpose" in result.stdout + result.stderr
+
+
+def test_moco_queue_takes_the_keys_of_every_rank(tmp_path: Path) -> None:
+    """Under 2 ranks the queue advances by the global batch per step (keys gathered), and SimCLR
+    trains with negatives gathered across ranks."""
+    from scarce.engine.checkpoint import load_checkpoint
+
+    common = ["--data", f"npz:{IMAGENETTE}", "--limit", "64", "--batch-size", "16", "--workers", "0", "--no-progress"]
+    small = ["backbone.kind=resnet18", "model.img_size=32", "augmentation.blur_kernel=3", "run.tensorboard=false"]
+    small += ["run.online_probe=false", "contrastive.projection_hidden=32", "contrastive.projection_dim=16"]
+    overrides = [item for override in [*small, "contrastive.queue_size=40"] for item in ("--set", override)]
+    moco = _run(["pretrain", "-c", "mocov2-s3l", "-o", str(tmp_path / "moco"), "--epochs", "1", *common, *overrides], 2)
+    assert moco.returncode == 0, moco.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "moco" / "checkpoints" / "last.pt")["method"]
+    assert int(state["queue_pointer"]) == (4 * 16) % 40  # 4 steps x 16 keys (8 per rank)
+    simclr_overrides = [item for override in small for item in ("--set", override)]
+    simclr = _run(
+        ["pretrain", "-c", "simclr-s3l", "-o", str(tmp_path / "simclr"), "--epochs", "1", *common, *simclr_overrides],
+        2,
+    )
+    assert simclr.returncode == 0, simclr.stderr[-3000:]
+    assert len(_losses(tmp_path / "simclr")) == 4

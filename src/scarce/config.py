@@ -3,8 +3,10 @@
 A configuration is a YAML file (or a shipped preset name, see :func:`list_config_presets`) plus
 ``section.key=value`` overrides. The resolved configuration is saved in every run directory.
 
-Sections: ``model`` (encoder + predictor), ``masking``, ``data``, ``augmentation``, ``optim``,
-``schedule``, ``run``. Defaults are the paper's recipe (spec sec. 4) at the paper's size.
+Sections: ``model`` (encoder + predictor), ``backbone`` (the transformer encoder or an S3L ResNet),
+``masking``, ``data``, ``augmentation``, ``optim``, ``schedule``, ``run``, one section per method's own
+options (``mimjepa``, ``contrastive``, ``supervised``) and ``stages`` (multi-stage pretraining).
+Defaults are the MIM-JEPA paper's recipe (spec sec. 4) at the paper's size.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from scarce.errors import ConfigError
 from scarce.models.encoder import EncoderConfig
+from scarce.models.resnet import ResNetConfig
 
 
 class Section(BaseModel):
@@ -33,6 +36,20 @@ class ModelConfig(EncoderConfig):
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(**self.model_dump(exclude={"predictor_depth", "predictor_init", "predictor_masked_input"}))
+
+
+class BackboneConfig(Section):
+    """What network the method trains: the ``model`` section's transformer ``encoder`` (SCOTT or
+    ViT tokens), or a torchvision ResNet (S3L, Cao & Wu 2021). ResNets read only ``model.img_size``
+    (the evaluation resolution) from the ``model`` section."""
+
+    kind: Literal["encoder", "resnet18", "resnet50"] = "encoder"
+    cifar_stem: bool = Field(False, description="ResNets: 3x3 stride-1 stem without max-pool (32 px images)")
+    drop_last_stage: bool = Field(False, description="ResNets: no layer4 (the S3L small architecture)")
+
+    @property
+    def is_resnet(self) -> bool:
+        return self.kind != "encoder"
 
 
 class MaskingConfig(Section):
@@ -81,10 +98,16 @@ class AugmentationConfig(Section):
     blur_p: float = Field(0.3, ge=0, le=1)
     blur_kernel: int = Field(9, ge=1)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+    crop_size: int | None = Field(
+        None, ge=8, description="pretraining resolution (S3L); default model.img_size, the evaluation resolution"
+    )
 
 
 class OptimConfig(Section):
-    """AdamW over context encoder + predictor (spec sec. 4.7)."""
+    """AdamW (spec sec. 4.7) or SGD with momentum (S3L's contrastive and fine-tuning recipes)."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
 
     lr: float = Field(5e-4, gt=0, description="peak learning rate")
     start_lr: float = Field(1e-6, ge=0)
@@ -143,20 +166,50 @@ class MIMJEPAConfig(Section):
     )
 
 
-class SupervisedConfig(Section):
-    """The supervised baseline (``method: supervised``): encoder + attentive head, end to end."""
+class ContrastiveConfig(Section):
+    """MoCo v2, SimCLR and BYOL (S3L spec). The momentum of the key / target network follows
+    ``schedule.ema_start`` -> ``schedule.ema_end``."""
 
-    head: Literal["simple", "multihead", "cross"] = "simple"
+    temperature: float = Field(0.2, gt=0, description="InfoNCE / NT-Xent temperature")
+    queue_size: int = Field(4096, ge=1, description="MoCo: negatives kept (clamped to the training set size)")
+    projection_hidden: int = Field(2048, ge=1)
+    projection_dim: int = Field(128, ge=1)
+    prediction_hidden: int = Field(4096, ge=1, description="BYOL predictor width")
+    shuffle_bn_splits: int = Field(
+        2, ge=1, description="MoCo's one-device shuffle-BN substitute: keys in this many shuffled BN groups"
+    )
+
+
+class StageConfig(Section):
+    """One stage of a multi-stage pretraining (S3L): its epochs and resolution. The method's state
+    (encoder, momentum encoder, heads, queue) carries over; optimiser and schedules restart."""
+
+    epochs: int = Field(ge=1)
+    crop_size: int | None = Field(None, ge=8, description="default: augmentation.crop_size")
+
+
+class SupervisedConfig(Section):
+    """The supervised baseline (``method: supervised``): backbone + head, end to end."""
+
+    head: Literal["simple", "multihead", "cross", "linear"] = "simple"
     label_smoothing: float = Field(0.1, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0, description="mixup with Beta(alpha, alpha) (S3L fine-tuning: 1.0)")
+    warmup_last_stage_epochs: int = Field(
+        0, ge=0, description="S3L: train only a re-added layer4 + head for this many epochs first"
+    )
     init: str | None = Field(None, description="run dir / checkpoint / weights to fine-tune; None: random init")
     init_encoder: Literal["context", "target"] = "context"
+
+
+CONTRASTIVE_METHODS = ("mocov2", "simclr", "byol")
 
 
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
-    method: Literal["mimjepa", "supervised"] = "mimjepa"
+    method: Literal["mimjepa", "supervised", "mocov2", "simclr", "byol"] = "mimjepa"
     model: ModelConfig = ModelConfig()
+    backbone: BackboneConfig = BackboneConfig()
     masking: MaskingConfig = MaskingConfig()
     data: DataConfig = DataConfig()
     augmentation: AugmentationConfig = AugmentationConfig()
@@ -164,7 +217,46 @@ class ScarceConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     run: RunConfig = RunConfig()
     mimjepa: MIMJEPAConfig = MIMJEPAConfig()
+    contrastive: ContrastiveConfig = ContrastiveConfig()
     supervised: SupervisedConfig = SupervisedConfig()
+    stages: tuple[StageConfig, ...] = ()
+
+    @property
+    def is_contrastive(self) -> bool:
+        return self.method in CONTRASTIVE_METHODS
+
+    def network_config(self) -> EncoderConfig | ResNetConfig:
+        """The config of the backbone this run trains (see :func:`scarce.models.backbone.build_backbone`)."""
+        backbone = self.backbone
+        if not backbone.is_resnet:
+            return self.model.encoder_config()
+        return ResNetConfig(
+            arch=backbone.kind,  # type: ignore[arg-type]
+            cifar_stem=backbone.cifar_stem,
+            drop_last_stage=backbone.drop_last_stage,
+            img_size=self.model.img_size,
+        )
+
+    @property
+    def crop_size(self) -> int:
+        """The training resolution (S3L's pretraining resolution), default the evaluation one."""
+        return self.augmentation.crop_size or self.model.img_size
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScarceConfig:
+        if self.method == "mimjepa" and self.backbone.is_resnet:
+            raise ValueError("method mimjepa needs backbone.kind encoder (a token mask needs tokens)")
+        if not self.backbone.is_resnet and self.crop_size != self.model.img_size:
+            raise ValueError(
+                f"augmentation.crop_size {self.crop_size} != model.img_size {self.model.img_size}: a transformer "
+                "encoder's token grid is fixed; other pretraining resolutions need a ResNet backbone"
+            )
+        for stage in self.stages:
+            if not self.backbone.is_resnet and stage.crop_size not in (None, self.model.img_size):
+                raise ValueError(f"stages: crop_size {stage.crop_size} needs a ResNet backbone")
+        if self.supervised.warmup_last_stage_epochs and not self.backbone.is_resnet:
+            raise ValueError("supervised.warmup_last_stage_epochs needs a ResNet backbone")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -33,3 +33,16 @@ def count_flops(step: Callable[[], object]) -> int:
     with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FORMULAS) as counter:
         step()
     return counter.get_total_flops()
+
+
+def forward_flops_per_image(backbone: torch.nn.Module, img_size: int) -> int:
+    """FLOPs of one forward pass of ``backbone`` on one ``img_size``² image (eval mode, no grad),
+    the cost figure S3L reports next to accuracy."""
+    was_training = backbone.training
+    backbone.eval()
+    parameter = next(backbone.parameters())
+    image = torch.zeros(1, 3, img_size, img_size, device=parameter.device, dtype=parameter.dtype)
+    with torch.no_grad():
+        flops = count_flops(lambda: backbone(image))
+    backbone.train(was_training)
+    return flops

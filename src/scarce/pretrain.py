@@ -19,27 +19,34 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from scarce.config import ScarceConfig, build_config, config_differences
 from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
 from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
-from scarce.data.transforms import AlignedTwoViewTransform, PhotometricConfig, SingleViewTransform
-from scarce.engine.checkpoint import atomic_write, load_checkpoint
+from scarce.data.transforms import AlignedTwoViewTransform, PhotometricConfig, SingleViewTransform, TwoCropTransform
+from scarce.engine.checkpoint import atomic_write, load_checkpoint, load_state_dict_strict
 from scarce.engine.distributed import DistInfo, barrier, init_distributed, process_device
 from scarce.engine.loop import Trainer, select_device
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError, ConfigError, DataError
 from scarce.eval.features import eval_view
+from scarce.flops import forward_flops_per_image
 from scarce.masking import make_mask_generator
 from scarce.methods.base import Method
+from scarce.methods.byol import BYOL
 from scarce.methods.mimjepa import MIMJEPA
+from scarce.methods.moco import MoCoV2
+from scarce.methods.simclr import SimCLR
 from scarce.methods.supervised import Supervised
+from scarce.models.backbone import backbone_metadata, build_backbone
 from scarce.models.encoder import Encoder
 from scarce.models.predictor import build_predictor
+from scarce.models.resnet import ResNetBackbone, ResNetConfig
 from scarce.runtime import environment_info
 
-FROZEN_SECTIONS = ("method", "model", "masking", "data", "augmentation")
+FROZEN_SECTIONS = ("method", "model", "backbone", "masking", "data", "augmentation", "contrastive", "stages")
 """Sections a resumed run may not change: they define what is being trained."""
 
 
@@ -54,23 +61,50 @@ class PretrainResult:
     is_main: bool = True  # False on ranks other than 0 under torchrun
 
 
-def build_method(config: ScarceConfig, num_classes: int = 0) -> Method:
-    """The method of ``config`` with freshly initialised modules (seeded by ``run.seed``); a
-    supervised run with ``supervised.init`` starts from that run's encoder weights."""
-    torch.manual_seed(config.run.seed)
-    encoder = Encoder(config.model.encoder_config())
-    if config.method == "supervised":
-        if config.supervised.init is not None:
-            from scarce.eval.encoders import load_encoder
+def _supervised_backbone(config: ScarceConfig) -> nn.Module:
+    """A random-init backbone, or the ``supervised.init`` run's encoder; a pretrained S3L backbone
+    without its last stage gets a fresh ``layer4`` when the run's backbone has one."""
+    backbone = build_backbone(config.network_config())
+    if config.supervised.init is None:
+        return backbone
+    from scarce.eval.encoders import load_encoder
 
-            pretrained = load_encoder(config.supervised.init, config.supervised.init_encoder).encoder
-            if pretrained.config != encoder.config:
-                raise ConfigError(
-                    f"supervised.init {config.supervised.init}: its encoder architecture differs from model: "
-                    + "; ".join(config_differences(pretrained.config.model_dump(), encoder.config.model_dump()))
-                )
-            encoder.load_state_dict(pretrained.state_dict())
-        return Supervised(encoder, num_classes, config.supervised.head, config.supervised.label_smoothing)
+    pretrained = load_encoder(config.supervised.init, config.supervised.init_encoder).encoder
+    wanted = config.network_config()
+    if isinstance(pretrained, ResNetBackbone) and isinstance(wanted, ResNetConfig):
+        if pretrained.config.drop_last_stage and not wanted.drop_last_stage:
+            pretrained.add_last_stage()  # S3L: conv5 comes back at random init (seeded by run.seed)
+        differences = config_differences(
+            pretrained.config.model_dump(exclude={"img_size"}), wanted.model_dump(exclude={"img_size"})
+        )
+        pretrained.config = wanted  # fine-tuned at this run's resolution (a ResNet takes any)
+    else:
+        differences = config_differences(pretrained.config.model_dump(), wanted.model_dump())
+    if differences:
+        raise ConfigError(
+            f"supervised.init {config.supervised.init}: its backbone differs from this run's: " + "; ".join(differences)
+        )
+    return pretrained
+
+
+def build_method(config: ScarceConfig, num_classes: int = 0, train_size: int | None = None) -> Method:
+    """The method of ``config`` with freshly initialised modules (seeded by ``run.seed``); a
+    supervised run with ``supervised.init`` starts from that run's encoder weights. ``train_size``
+    caps MoCo's queue at the number of training images (S3L)."""
+    torch.manual_seed(config.run.seed)
+    if config.method == "supervised":
+        supervised = config.supervised
+        return Supervised(
+            _supervised_backbone(config),
+            num_classes,
+            supervised.head,
+            supervised.label_smoothing,
+            mixup_alpha=supervised.mixup_alpha,
+            warmup_epochs=supervised.warmup_last_stage_epochs,
+        )
+    if config.is_contrastive:
+        return build_contrastive(config, build_backbone(config.network_config()), train_size)
+    encoder = Encoder(config.model.encoder_config())
     predictor = build_predictor(
         encoder.config,
         depth=config.model.predictor_depth,
@@ -80,8 +114,30 @@ def build_method(config: ScarceConfig, num_classes: int = 0) -> Method:
     return MIMJEPA(encoder, predictor, target_centering=config.mimjepa.target_centering)
 
 
-def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform | SingleViewTransform:
-    """The training view(s): two aligned views for MIM-JEPA, one view for supervised training."""
+def build_contrastive(config: ScarceConfig, backbone: nn.Module, train_size: int | None) -> Method:
+    """MoCo v2, SimCLR or BYOL on ``backbone`` with the ``contrastive`` section's settings."""
+    options = config.contrastive
+    if config.method == "mocov2":
+        queue = options.queue_size if train_size is None else min(options.queue_size, train_size)
+        return MoCoV2(
+            backbone,
+            queue_size=queue,
+            temperature=options.temperature,
+            projection_hidden=options.projection_hidden,
+            projection_dim=options.projection_dim,
+            shuffle_bn_splits=options.shuffle_bn_splits,
+        )
+    if config.method == "simclr":
+        return SimCLR(backbone, options.temperature, options.projection_hidden, options.projection_dim)
+    return BYOL(backbone, options.projection_hidden, options.projection_dim, options.prediction_hidden)
+
+
+ViewTransform = AlignedTwoViewTransform | SingleViewTransform | TwoCropTransform
+
+
+def build_transform(config: ScarceConfig, crop_size: int | None = None) -> ViewTransform:
+    """The training view(s) at ``crop_size`` (default: the config's): two aligned views for
+    MIM-JEPA, two independent crops for the contrastive methods, one view for supervised training."""
     aug = config.augmentation
     photometric = PhotometricConfig(
         p=aug.photometric_p,
@@ -96,9 +152,12 @@ def build_transform(config: ScarceConfig) -> AlignedTwoViewTransform | SingleVie
         blur_sigma=aug.blur_sigma,
     )
     geometry = {"scale": aug.crop_scale, "ratio": aug.crop_ratio, "flip_p": aug.flip_p}
+    size = crop_size or config.crop_size
     if config.method == "supervised":
-        return SingleViewTransform(config.model.img_size, photometric=photometric, **geometry)  # type: ignore[arg-type]
-    return AlignedTwoViewTransform(config.model.img_size, mode=aug.mode, photometric=photometric, **geometry)  # type: ignore[arg-type]
+        return SingleViewTransform(size, photometric=photometric, **geometry)  # type: ignore[arg-type]
+    if config.is_contrastive:
+        return TwoCropTransform(SingleViewTransform(size, photometric=photometric, **geometry))  # type: ignore[arg-type]
+    return AlignedTwoViewTransform(size, mode=aug.mode, photometric=photometric, **geometry)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -170,6 +229,7 @@ def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: Pretra
         "pretrain_images": len(data.pretrain_images),
         "pretrain_fingerprint": fingerprint(data.pretrain_images),
         "labelled_train_images": len(data.train),
+        "cost": backbone_cost(config),
     }
     run_dir.write_config(config.to_dict())
     run_dir.write_json(run_dir.environment_path, environment)
@@ -182,14 +242,32 @@ def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: Pretra
     run_dir.write_json(run_dir.splits_path, split_ids)
 
 
-def export_weights(method: Method, config: ScarceConfig, run_dir: RunDirectory) -> Path:
+def backbone_cost(config: ScarceConfig) -> dict[str, Any]:
+    """FLOPs of one backbone forward per image at the training and the evaluation resolution, and
+    the parameter count (S3L reports cost next to accuracy; wall-clock is in ``epochs.jsonl``)."""
+    state = torch.get_rng_state()
+    backbone = build_backbone(config.network_config())
+    torch.set_rng_state(state)
+    return {
+        "backbone_parameters": sum(p.numel() for p in backbone.parameters()),
+        "train_resolution": config.crop_size,
+        "eval_resolution": config.model.img_size,
+        "forward_flops_per_image_train": forward_flops_per_image(backbone, config.crop_size),
+        "forward_flops_per_image_eval": forward_flops_per_image(backbone, config.model.img_size),
+    }
+
+
+def export_weights(method: Method, run_dir: RunDirectory) -> Path:
     """Write each exported encoder as ``NAME.safetensors`` with its config in the metadata."""
-    metadata = {"format": "scarce-encoder-v1", "encoder_config": config.model.encoder_config().model_dump_json()}
     first: Path | None = None
     for name, module in method.export_encoders().items():
         path = run_dir.path / f"{name}.safetensors"
+        metadata = backbone_metadata(module)
         tensors = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
-        atomic_write(path, lambda temporary, tensors=tensors: save_file(tensors, str(temporary), metadata=metadata))
+        atomic_write(
+            path,
+            lambda temporary, tensors=tensors, metadata=metadata: save_file(tensors, str(temporary), metadata=metadata),
+        )
         first = first or path
     assert first is not None
     return first
@@ -213,16 +291,18 @@ def build_trainer(
     supervised = config.method == "supervised"
     if supervised and not data.train.is_labelled:
         raise DataError(f"supervised training needs labelled images; {config.data.spec} has none")
-    method = build_method(config, data.train.num_classes)
+    images = data.train if supervised else data.pretrain_images
+    method = build_method(config, data.train.num_classes, train_size=len(images))
+    if dist_info is not None and dist_info.enabled and config.supervised.warmup_last_stage_epochs and supervised:
+        raise ConfigError("supervised.warmup_last_stage_epochs runs on one process (it changes which parameters train)")
     mask_generator = None
-    if not supervised:
+    if config.method == "mimjepa":
         grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
         masking = config.masking
         mask_kwargs: dict[str, Any] = {}
         if masking.kind == "blockwise":
             mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
         mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
-    images = data.train if supervised else data.pretrain_images
     dataset = AugmentedViews(images, build_transform(config), mask_generator, config.run.seed)
     val = data.splits.val
     val_labelled = val is not None and val.is_labelled
@@ -254,13 +334,21 @@ def pretrain(
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> PretrainResult:
-    """Pretrain as ``config`` says into ``run_dir`` (new, or continued with ``resume=True``)."""
+    """Pretrain as ``config`` says into ``run_dir`` (new, or continued with ``resume=True``).
+
+    With ``config.stages`` the run is multi-stage (S3L): stage ``i`` trains in ``run_dir/stage-i``
+    from the previous stage's method state (encoder, momentum encoder, heads, queue) with a new
+    optimiser and restarted schedules; ``stop_after_epoch`` counts epochs over all stages; the last
+    stage's weights are exported into ``run_dir``."""
     started = time.perf_counter()
     device = select_device(config.run.device)
     info = init_distributed(device)
     device = process_device(device, info)
     run = RunDirectory(run_dir)
-    run.check(resume)
+    if resume and config.stages:
+        _check_staged_resume(run)
+    else:
+        run.check(resume)
     barrier(info)  # every rank has checked before rank 0 creates anything
     if resume:
         _check_resumable(run, config, log)
@@ -269,26 +357,68 @@ def pretrain(
         run.create()
         _write_run_records(run, config, data, device)
     barrier(info)
-    trainer = build_trainer(config, run, data, device, show_progress=show_progress, log=log, dist_info=info)
-    if resume:
-        trainer.restore(load_checkpoint(run.last_checkpoint))
-        log(f"resumed {run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
-    status = trainer.fit(
-        stop_after_epoch=stop_after_epoch, max_seconds=None if max_minutes is None else max_minutes * 60
-    )
+    deadline = None if max_minutes is None else started + max_minutes * 60
+    stages = stage_configs(config, run) if config.stages else [(run, config)]
+    epochs_before, carried, trainer, status = 0, None, None, "finished"
+    for index, (stage_run, stage_config) in enumerate(stages):
+        stage_resume = resume if stage_run is run else stage_run.last_checkpoint.exists()
+        if stage_run is not run and info.is_main and not stage_resume:
+            stage_run.create()
+            _write_run_records(stage_run, stage_config, data, device)
+        barrier(info)
+        trainer = build_trainer(
+            stage_config, stage_run, data, device, show_progress=show_progress, log=log, dist_info=info
+        )
+        if stage_resume:
+            trainer.restore(load_checkpoint(stage_run.last_checkpoint))
+            log(f"resumed {stage_run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
+        elif carried is not None:
+            load_state_dict_strict(trainer.method, carried, f"stage {index} method state")
+        if len(stages) > 1:
+            epochs, size = stage_config.schedule.epochs, stage_config.crop_size
+            log(f"stage {index + 1}/{len(stages)}: {epochs} epochs at {size} px")
+        stage_stop = None if stop_after_epoch is None else stop_after_epoch - epochs_before
+        if stage_stop is not None and stage_stop <= trainer.state.epoch:
+            status = "stopped"
+            break
+        remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+        status = trainer.fit(stop_after_epoch=stage_stop, max_seconds=remaining)
+        if status != "finished":
+            break
+        epochs_before += stage_config.schedule.epochs
+        carried = trainer.method.state_dict()
+    assert trainer is not None
     encoder_path = None
     if status == "finished" and info.is_main:
-        encoder_path = export_weights(trainer.method, config, run)
+        encoder_path = export_weights(trainer.method, run)
     barrier(info)
     return PretrainResult(
         status=status,
         run_dir=run.path,
-        epochs_done=trainer.state.epoch,
+        epochs_done=epochs_before if status == "finished" else epochs_before + trainer.state.epoch,
         steps_done=trainer.state.step,
         seconds=time.perf_counter() - started,
         encoder_path=encoder_path,
         is_main=info.is_main,
     )
+
+
+def _check_staged_resume(run: RunDirectory) -> None:
+    if not run.config_path.exists():
+        raise CheckpointError(f"--resume: {run.path} holds no run")
+
+
+def stage_configs(config: ScarceConfig, run: RunDirectory) -> list[tuple[RunDirectory, ScarceConfig]]:
+    """Each stage's run directory (``run/stage-i``, from 1) and single-stage config (its epochs and
+    resolution; everything else as ``config``)."""
+    stages = []
+    for number, stage in enumerate(config.stages, start=1):
+        raw = config.to_dict()
+        raw["schedule"]["epochs"] = stage.epochs
+        raw["augmentation"]["crop_size"] = stage.crop_size or config.augmentation.crop_size
+        raw["stages"] = []
+        stages.append((RunDirectory(run.path / f"stage-{number}"), build_config(raw)))
+    return stages
 
 
 def load_run_config(run_dir: str | Path, overrides: list[str]) -> ScarceConfig:

@@ -25,7 +25,7 @@ from scarce.eval.features import eval_view, extract
 from scarce.eval.metrics import classification_report
 from scarce.eval.report import write_report
 from scarce.methods.supervised import Supervised
-from scarce.models.encoder import Encoder
+from scarce.models.backbone import build_backbone
 from scarce.pretrain import PretrainResult, prepare_data, pretrain
 from scarce.runtime import environment_info
 
@@ -52,7 +52,7 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
         raise CheckpointError("the test pass needs labelled val and test splits")
     device = select_device(config.run.device)
     method = Supervised(
-        Encoder(config.model.encoder_config()),
+        build_backbone(config.network_config()),
         data.train.num_classes,
         config.supervised.head,
         config.supervised.label_smoothing,
@@ -77,7 +77,7 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
         "encoder": {
             "source": f"{run.path} ({source})",
             "which": "supervised",
-            "config": config.model.encoder_config().model_dump(),
+            "config": config.network_config().model_dump(),
         },
         "data": config.data.spec,
         "protocol": {

@@ -500,3 +500,15 @@ def test_reprs_name_the_settings() -> None:
     assert "resize_to=37" in repr(EvalTransform(32))
     assert "size=32" in repr(SingleViewTransform(32))
     assert EvalTransform(224).resize_to == 256
+
+
+def test_two_crop_transform_gives_independent_seeded_views() -> None:
+    from scarce.data.transforms import SingleViewTransform, TwoCropTransform
+
+    transform = TwoCropTransform(SingleViewTransform(24))
+    image = torch.randint(0, 256, (3, 60, 80), dtype=torch.uint8)
+    first, second = transform(image, torch.Generator().manual_seed(5))
+    assert first.shape == second.shape == (3, 24, 24) and first.dtype == torch.uint8
+    assert not torch.equal(first, second)  # independent crops and colours
+    again = transform(image, torch.Generator().manual_seed(5))
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             loaded = random_encoder(architecture.encoder.config, args.seed)
             loaded.run_dir = architecture.run_dir  # same splits as the run it is the floor of
         elif args.config:
-            loaded = random_encoder(load_config(args.config).model.encoder_config(), args.seed)
+            loaded = random_encoder(load_config(args.config).network_config(), args.seed)
         else:
             raise ConfigError("--random-init needs a SOURCE run (for its architecture) or -c PRESET")
     elif args.source:

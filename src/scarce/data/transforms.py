@@ -443,6 +443,23 @@ class SingleViewTransform:
         return f"{type(self).__name__}({self.geometry!r}, photometric={self.photometric})"
 
 
+class TwoCropTransform:
+    """Two independently cropped, flipped and colour-augmented views of one image, the input of the
+    contrastive methods (MoCo v2's "aug-plus" with the S3L preset's photometric settings).
+
+    ``__call__(image uint8 [3, H, W], generator) -> (view_1, view_2)``, each uint8 ``[3, size, size]``.
+    """
+
+    def __init__(self, view: SingleViewTransform) -> None:
+        self.view = view
+
+    def __call__(self, image: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        return self.view(image, generator), self.view(image, generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.view!r})"
+
+
 class EvalTransform:
     """Test-time transform (spec sec. 5): resize the short side to ``round(size / crop_fraction)``
     (bicubic, antialiased), then centre crop ``size x size``.

@@ -121,6 +121,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def build_optimizer(method: Method, config: ScarceConfig) -> torch.optim.Optimizer:
+    """AdamW (MIM-JEPA, spec sec. 4.7) or SGD with momentum (S3L) over the method's parameter
+    groups; the loop sets each group's LR and weight decay every step from the schedules."""
+    optim = config.optim
+    groups = method.parameter_groups()
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)  # type: ignore[arg-type]
+    return torch.optim.AdamW(
+        groups,  # type: ignore[arg-type]
+        lr=optim.lr,
+        betas=optim.betas,
+        eps=optim.eps,
+        weight_decay=optim.weight_decay,
+    )
+
+
 class NullLogger:
     """The metric sink of ranks other than 0."""
 
@@ -218,13 +234,7 @@ class Trainer:
         )
         self.schedules = Schedules.from_config(config, self.steps_per_epoch)
         self.total_steps = config.schedule.epochs * self.steps_per_epoch
-        self.optimizer = torch.optim.AdamW(
-            method.parameter_groups(),  # type: ignore[arg-type]
-            lr=config.optim.lr,
-            betas=config.optim.betas,
-            eps=config.optim.eps,
-            weight_decay=config.optim.weight_decay,
-        )
+        self.optimizer = build_optimizer(method, config)
         self.autocast = autocast_factory(device, run.precision)
         self.state = TrainState()
         self.val_images, self.val_labels = val_images, val_labels
@@ -318,8 +328,7 @@ class Trainer:
     def _validate(self) -> float | None:
         if self.probe is None or self.val_images is None or self.val_labels is None:
             return None
-        encoders = self.method.export_encoders()
-        encoder = encoders.get("target_encoder", encoders["encoder"])
+        encoder = self.method.monitor_encoder()
         from scarce.data.transforms import normalize_batch
         from scarce.methods.mimjepa import target_layer_norm
 
@@ -414,6 +423,7 @@ class Trainer:
         return status
 
     def _run_epoch(self, logger: MetricsLogger | NullLogger, progress: tqdm, batches_per_epoch: int) -> str:
+        self.method.begin_epoch(self.state.epoch)
         self.method.train()
         epoch_start = time.perf_counter()
         losses: list[float] = []

@@ -6,7 +6,6 @@ missing or unexpected key, a wrong file or a missing run is a :class:`Checkpoint
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,20 +14,24 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from scarce.config import ModelConfig
+from scarce.config import build_config
 from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
 from scarce.engine.run_dir import RunDirectory
-from scarce.errors import CheckpointError
-from scarce.models.encoder import Encoder, EncoderConfig
+from scarce.errors import CheckpointError, ConfigError
+from scarce.models.backbone import BackboneConfig, build_backbone, config_from_metadata
+from scarce.models.encoder import Encoder
+from scarce.models.resnet import ResNetBackbone
 
 WhichEncoder = Literal["context", "target"]
 _WEIGHT_FILES = {"context": "encoder.safetensors", "target": "target_encoder.safetensors"}
-_CHECKPOINT_PREFIX = {"context": "context_encoder.", "target": "target_encoder."}
+# MIM-JEPA names its encoders context_encoder / target_encoder; the other methods encoder /
+# target_encoder (MoCo's key encoder, BYOL's target network).
+_CHECKPOINT_PREFIXES = {"context": ("context_encoder.", "encoder."), "target": ("target_encoder.",)}
 
 
 @dataclass
 class LoadedEncoder:
-    encoder: Encoder
+    encoder: Encoder | ResNetBackbone
     source: str  # what was loaded, e.g. "runs/x/encoder.safetensors" or "random init (seed 0)"
     which: str  # context | target | random-init
     run_dir: Path | None  # the run it came from, if any
@@ -41,21 +44,29 @@ def _from_safetensors(path: Path, which: str, run_dir: Path | None) -> LoadedEnc
         state = load_file(str(path))
     except Exception as error:
         raise CheckpointError(f"cannot read weights {path}: {type(error).__name__}: {error}") from None
-    if "encoder_config" not in metadata:
+    config = config_from_metadata(metadata)
+    if config is None:
         raise CheckpointError(f"{path} has no encoder_config in its metadata (not written by scarce)")
-    encoder = Encoder(EncoderConfig(**json.loads(metadata["encoder_config"])))
+    encoder = build_backbone(config)
     load_state_dict_strict(encoder, state, f"encoder weights {path}")
     return LoadedEncoder(encoder, str(path), which, run_dir)
 
 
 def _from_checkpoint(path: Path, which: WhichEncoder, run_dir: Path | None) -> LoadedEncoder:
     payload = load_checkpoint(path)
-    config = ModelConfig(**payload["config"]["model"]).encoder_config()
-    prefix = _CHECKPOINT_PREFIX[which]
-    state = {key[len(prefix) :]: value for key, value in payload["method"].items() if key.startswith(prefix)}
+    try:
+        config = build_config(payload["config"]).network_config()
+    except (ConfigError, KeyError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path}: its config is unreadable: {error}") from None
+    state: dict[str, object] = {}
+    for prefix in _CHECKPOINT_PREFIXES[which]:
+        state = {key[len(prefix) :]: value for key, value in payload["method"].items() if key.startswith(prefix)}
+        if state:
+            break
     if not state:
-        raise CheckpointError(f"checkpoint {path} holds no {which} encoder (no keys starting with {prefix!r})")
-    encoder = Encoder(config)
+        wanted = " or ".join(repr(prefix) for prefix in _CHECKPOINT_PREFIXES[which])
+        raise CheckpointError(f"checkpoint {path} holds no {which} encoder (no keys starting with {wanted})")
+    encoder = build_backbone(config)
     load_state_dict_strict(encoder, state, f"{which} encoder of {path}")
     return LoadedEncoder(encoder, f"{path} ({which} encoder)", which, run_dir)
 
@@ -79,7 +90,7 @@ def load_encoder(source: str | Path, which: WhichEncoder = "context") -> LoadedE
     return _from_checkpoint(path, which, path.parent.parent if path.parent.name == "checkpoints" else None)
 
 
-def random_encoder(config: EncoderConfig, seed: int = 0) -> LoadedEncoder:
-    """A randomly initialised encoder of ``config``: the floor every pretrained encoder must beat."""
+def random_encoder(config: BackboneConfig, seed: int = 0) -> LoadedEncoder:
+    """A randomly initialised backbone of ``config``: the floor every pretrained encoder must beat."""
     torch.manual_seed(seed)
-    return LoadedEncoder(Encoder(config), f"random init (seed {seed})", "random-init", None)
+    return LoadedEncoder(build_backbone(config), f"random init (seed {seed})", "random-init", None)

@@ -8,11 +8,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from scarce.data.datasets import ImageSet
 from scarce.data.transforms import EvalTransform, normalize_batch
-from scarce.models.encoder import Encoder
 
 
 class FrozenEncoder:
@@ -21,7 +20,7 @@ class FrozenEncoder:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: nn.Module,
         device: torch.device,
         autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
         last_blocks: int = 1,

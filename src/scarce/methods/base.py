@@ -85,6 +85,16 @@ class Method(nn.Module):
         """Encoders worth saving at the end of a run, by file stem."""
         raise NotImplementedError
 
+    def monitor_encoder(self) -> nn.Module:
+        """The encoder whose validation tokens the online probe scores: the target (EMA) encoder if
+        the method has one, else the encoder (its ``probe_tokens`` must come from the same one)."""
+        encoders = self.export_encoders()
+        return encoders.get("target_encoder", encoders["encoder"])
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called by the loop before each epoch (0-based), e.g. to freeze parts during a warm-up."""
+        del epoch
+
     def parameter_groups(self) -> list[dict[str, object]]:
         """AdamW groups: weight decay on every weight with ``ndim > 1`` that is not a bias; none on
         biases and 1-D parameters (spec sec. 4.7). ``wd_scale`` tells the loop which group the

@@ -106,12 +106,31 @@ class CrossAttentiveProbe(nn.Module):
         return self.head(self.head_norm(query[:, 0]))
 
 
-def build_probe(kind: ProbeKind, embed_dim: int, num_classes: int, **kwargs: float) -> nn.Module:
-    """An attentive probe by name: ``simple``, ``multihead`` or ``cross``."""
+class MeanPoolLinearHead(nn.Module):
+    """Mean over tokens, then ``Linear(D, C)`` initialised N(0, 0.01) with zero bias (the S3L
+    fine-tuning / linear-evaluation classifier; for a ResNet, global average pooling + fc)."""
+
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(embed_dim, num_classes)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``[B, N, D] -> [B, C]``."""
+        return self.head(tokens.mean(dim=1))
+
+
+HeadKind = Literal["simple", "multihead", "cross", "linear"]
+
+
+def build_probe(kind: HeadKind, embed_dim: int, num_classes: int, **kwargs: float) -> nn.Module:
+    """A probe by name: the attentive ``simple``, ``multihead`` or ``cross``, or ``linear``."""
     builders: dict[str, type[nn.Module]] = {
         "simple": SimpleAttentiveProbe,
         "multihead": MultiHeadAttentiveProbe,
         "cross": CrossAttentiveProbe,
+        "linear": MeanPoolLinearHead,
     }
     if kind not in builders:
         raise ValueError(f"unknown probe {kind!r}; expected one of {sorted(builders)}")

@@ -1,0 +1,89 @@
+"""MoCo v2 (Chen et al. 2020, arXiv 2003.04297; He et al. 2020): a query encoder, a momentum key
+encoder, a queue of past keys as negatives, InfoNCE. The S3L settings (Cao & Wu 2021): T = 0.2,
+K = 4096, key momentum 0.999, MLP head 2048 -> 2048 -> 128.
+
+Shuffle-BN without several processes: the keys are computed on a randomly permuted batch split into
+``shuffle_bn_splits`` groups, each with its own BatchNorm statistics, then un-permuted. A key's
+batch statistics then come from a random subset that differs from the one its query was normalised
+with, so BatchNorm cannot leak which sample is the positive (MoCo's reason for shuffle-BN). It works
+with any number of processes (each rank splits its own slice); no cross-rank shuffle is done.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scarce.methods.base import Batch, StepOutput
+from scarce.methods.losses import concat_all_gather, info_nce
+from scarce.methods.siamese import SiameseMethod, momentum_copy, pooled
+from scarce.models.heads import moco_v2_head
+
+
+class MoCoV2(SiameseMethod):
+    """``MoCoV2(backbone, queue_size=4096, temperature=0.2, projection_hidden=2048, projection_dim=128)``.
+
+    ``backbone(images [B, 3, S, S]) -> tokens [B, N, D]`` with an ``embed_dim`` attribute.
+    """
+
+    name = "mocov2"
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        queue_size: int = 4096,
+        temperature: float = 0.2,
+        projection_hidden: int = 2048,
+        projection_dim: int = 128,
+        shuffle_bn_splits: int = 2,
+    ) -> None:
+        super().__init__()
+        if queue_size < 1 or shuffle_bn_splits < 1:
+            raise ValueError("queue_size and shuffle_bn_splits must be >= 1")
+        self.temperature = temperature
+        self.shuffle_bn_splits = shuffle_bn_splits
+        self.encoder = backbone
+        self.projector = moco_v2_head(int(backbone.embed_dim), projection_hidden, projection_dim)
+        self.target_encoder = momentum_copy(backbone)
+        self.target_projector = momentum_copy(self.projector)
+        self.queue: Tensor
+        self.queue_pointer: Tensor
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, projection_dim), dim=1))
+        self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "projector": self.projector}
+
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
+
+    def export_encoders(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "target_encoder": self.target_encoder}
+
+    @torch.no_grad()
+    def keys(self, images: Tensor) -> Tensor:
+        """L2-normalised keys ``[B, projection_dim]`` of the key network with split shuffle-BN."""
+        order = torch.randperm(images.shape[0], device=images.device)
+        groups = images[order].chunk(min(self.shuffle_bn_splits, images.shape[0]))
+        shuffled = torch.cat([self.target_projector(pooled(self.target_encoder(group))) for group in groups])
+        keys = torch.empty_like(shuffled)
+        keys[order] = shuffled
+        return F.normalize(keys.float(), dim=1)
+
+    @torch.no_grad()
+    def enqueue(self, keys: Tensor) -> None:
+        """Write ``keys [n, d]`` (every rank's) over the oldest entries of the queue, wrapping around."""
+        keys = concat_all_gather(keys)[-self.queue.shape[0] :]
+        slots = (self.queue_pointer + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
+        self.queue[slots] = keys.to(self.queue.dtype)
+        self.queue_pointer.copy_((self.queue_pointer + keys.shape[0]) % self.queue.shape[0])
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        query_view, key_view = self.two_views(batch)
+        tokens = self.encoder(query_view)
+        queries = self.projector(pooled(tokens))
+        keys = self.keys(key_view)
+        loss = info_nce(queries.float(), keys, self.queue.clone(), self.temperature)
+        self.enqueue(keys)
+        return StepOutput(loss=loss, metrics={"loss": loss.detach()}, probe_tokens=self.probe_tokens(tokens))

@@ -1,0 +1,179 @@
+"""S3L end to end on real images: presets, multi-stage pretraining, last-stage warm-up, loading."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from scarce.config import load_config
+from scarce.engine.checkpoint import load_checkpoint
+from scarce.engine.loop import Trainer
+from scarce.errors import ConfigError
+from scarce.eval.encoders import load_encoder
+from scarce.evaluate import EvaluationConfig, evaluate
+from scarce.models.backbone import backbone_metadata, build_backbone
+from scarce.models.resnet import ResNetBackbone, ResNetConfig
+from scarce.pretrain import pretrain
+from scarce.supervised import train_supervised
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+IMAGENETTE = DATASETS / "imagenette"
+needs_data = pytest.mark.skipif(not IMAGENETTE.is_dir(), reason=f"real images not found at {IMAGENETTE}")
+
+TINY = [
+    f"data.spec=npz:{IMAGENETTE}",
+    "data.subset_total=64",
+    "data.num_workers=0",
+    "run.tensorboard=false",
+    "run.batch_size=16",
+    "model.img_size=32",
+    "augmentation.blur_kernel=3",
+    "backbone.kind=resnet18",
+]
+SMALL_HEADS = ["contrastive.projection_hidden=32", "contrastive.projection_dim=16", "contrastive.prediction_hidden=32"]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize("preset", ["mocov2-s3l", "simclr-s3l", "byol-s3l", "finetune-s3l"])
+def test_presets_are_the_spec_settings(preset: str) -> None:
+    config = load_config(preset)
+    expected = {
+        "mocov2-s3l": (0.03, 128, 200, 0.2),
+        "simclr-s3l": (0.5, 512, 200, 0.1),
+        "byol-s3l": (0.125, 128, 800, None),
+        "finetune-s3l": (0.1, 64, 120, None),
+    }[preset]
+    lr, batch, epochs, temperature = expected
+    assert (config.optim.name, config.optim.lr, config.run.batch_size, config.schedule.epochs) == (
+        "sgd",
+        lr,
+        batch,
+        epochs,
+    )
+    assert config.optim.momentum == 0.9
+    if temperature is not None:
+        assert config.contrastive.temperature == temperature
+    if preset != "finetune-s3l":
+        assert config.network_config() == ResNetConfig(arch="resnet50", drop_last_stage=True, img_size=224)
+        assert config.crop_size == 112 and config.optim.weight_decay == config.optim.final_weight_decay == 1e-4
+    else:
+        assert config.supervised.mixup_alpha == 1.0 and config.optim.weight_decay == 5e-4
+
+
+def test_config_refuses_impossible_combinations() -> None:
+    with pytest.raises(ConfigError, match="mimjepa needs backbone"):
+        load_config("scott-tiny", ["backbone.kind=resnet18"])
+    with pytest.raises(ConfigError, match="token grid is fixed"):
+        load_config("scott-tiny", ["augmentation.crop_size=16"])
+    with pytest.raises(ConfigError, match="warmup_last_stage_epochs needs a ResNet"):
+        load_config("scott-tiny", ["method=supervised", "supervised.warmup_last_stage_epochs=2"])
+    with pytest.raises(ConfigError, match="stages"):
+        load_config("mocov2-s3l", ["stages=[{epochs: 0}]"])
+
+
+@needs_data
+def test_multi_stage_carries_the_method_state_and_restarts_the_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = "stages=[{epochs: 1, crop_size: 16}, {epochs: 1, crop_size: 32}]"
+    config = load_config("mocov2-s3l", [*TINY, *SMALL_HEADS, "contrastive.queue_size=40", stages])
+    starts: list[dict[str, Any]] = []
+    original_fit = Trainer.fit
+
+    def recording_fit(self: Trainer, *args: Any, **kwargs: Any) -> str:
+        starts.append(
+            {
+                "method": copy.deepcopy(self.method.state_dict()),
+                "optimizer_state": len(self.optimizer.state),
+                "crop": self.config.crop_size,
+            }
+        )
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
+    run = tmp_path / "run"
+    result = pretrain(config, run, show_progress=False, log=_quiet, stop_after_epoch=1)
+    assert result.status == "stopped" and result.epochs_done == 1
+    assert not (run / "encoder.safetensors").exists()
+    result = pretrain(config, run, resume=True, show_progress=False, log=_quiet)
+    assert result.status == "finished" and result.epochs_done == 2
+    assert [start["crop"] for start in starts] == [16, 16, 32]  # stage 1, stage 1 (resumed, done), stage 2
+    stage_one_end = load_checkpoint(run / "stage-1" / "checkpoints" / "last.pt")["method"]
+    stage_two_start = starts[-1]["method"]
+    assert set(stage_two_start) == set(stage_one_end)
+    for key in ("queue", "queue_pointer", "target_encoder.layer1.0.conv1.weight", "encoder.stem.bn1.running_mean"):
+        torch.testing.assert_close(stage_two_start[key], stage_one_end[key])
+    assert int(stage_one_end["queue_pointer"]) == (64 // 16 * 16) % 40  # 4 steps x 16 keys into 40 slots
+    assert starts[-1]["optimizer_state"] == 0  # a new optimiser
+    first_record = json.loads((run / "stage-2" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first_record["step"] == 1 and first_record["lr"] == pytest.approx(config.optim.start_lr)
+    loaded = load_encoder(run)
+    assert isinstance(loaded.encoder, ResNetBackbone) and loaded.encoder.config.img_size == 32
+    target = load_encoder(run / "stage-2" / "checkpoints" / "last.pt", "target")
+    assert isinstance(target.encoder, ResNetBackbone)
+    costs = [json.loads((run / f"stage-{i}" / "environment.json").read_text())["cost"] for i in (1, 2)]
+    assert [cost["train_resolution"] for cost in costs] == [16, 32]
+    small, full = costs[0]["forward_flops_per_image_train"], costs[1]["forward_flops_per_image_train"]
+    assert 4 * small == pytest.approx(full, rel=0.05)  # half the resolution, a quarter of the FLOPs
+    assert costs[0]["forward_flops_per_image_eval"] == costs[1]["forward_flops_per_image_train"]
+    # the frozen-probe suite takes a ResNet (its feature-map positions are the tokens)
+    settings = EvaluationConfig(probes=("linear", "knn"), knn_ks=(5,), device="cpu")
+    result = evaluate(loaded, f"npz:{IMAGENETTE}", settings, tmp_path / "eval", log=_quiet, show_progress=False)
+    assert {row["family"] for row in result.rows} == {"linear", "knn"}
+    assert (tmp_path / "eval" / "results.json").exists()
+
+
+def _save_weights(backbone: torch.nn.Module, path: Path) -> Path:
+    """``backbone`` as a scarce weights file (what ``scarce pretrain`` exports)."""
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(path), backbone_metadata(backbone))
+    return path
+
+
+@needs_data
+def test_last_stage_warm_up_freezes_weights_and_batchnorm_statistics(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    pretrained = build_backbone(ResNetConfig(arch="resnet18", drop_last_stage=True, img_size=32))
+    weights = _save_weights(pretrained, tmp_path / "pretrained.safetensors")
+    overrides = [
+        *TINY,
+        f"supervised.init={weights}",
+        "supervised.warmup_last_stage_epochs=1",
+        "schedule.epochs=2",
+    ]
+    config = load_config("finetune-s3l", overrides)
+    run = tmp_path / "finetune"
+    result, report = train_supervised(config, run, log=_quiet, show_progress=False, stop_after_epoch=1)
+    assert result.status == "stopped" and report is None
+    after_warm_up = load_checkpoint(run / "checkpoints" / "last.pt")["method"]
+    initial = {f"encoder.{key}": value for key, value in pretrained.state_dict().items()}
+    frozen_keys = [key for key in initial if not key.startswith("encoder.layer4")]
+    assert any("running_var" in key for key in frozen_keys) and any("num_batches" in key for key in frozen_keys)
+    for key in frozen_keys:
+        assert torch.equal(after_warm_up[key], initial[key]), key
+    fresh = ResNetBackbone(ResNetConfig(arch="resnet18", img_size=32)).state_dict()
+    assert any(key.startswith("encoder.layer4") for key in after_warm_up)
+    assert set(after_warm_up) == {f"encoder.{k}" for k in fresh} | {k for k in after_warm_up if k.startswith("head.")}
+    result, report = train_supervised(config, run, log=_quiet, show_progress=False, resume=True)
+    assert result.status == "finished" and report is not None
+    finished = load_checkpoint(run / "checkpoints" / "last.pt")["method"]
+    changed = [key for key in frozen_keys if not torch.equal(finished[key], initial[key])]
+    assert "encoder.stem.bn1.running_mean" in changed and "encoder.layer1.0.conv1.weight" in changed
+
+
+def test_supervised_init_must_match_the_backbone(tmp_path: Path) -> None:
+    pretrained = build_backbone(ResNetConfig(arch="resnet18", img_size=32))
+    weights = _save_weights(pretrained, tmp_path / "r18.safetensors")
+    from scarce.pretrain import build_method
+
+    config = load_config("finetune-s3l", ["model.img_size=32", f"supervised.init={weights}"])  # resnet50
+    with pytest.raises(ConfigError, match="arch"):
+        build_method(config, num_classes=3)
