@@ -78,6 +78,46 @@ def test_config_refuses_impossible_combinations() -> None:
         load_config("scott-tiny", ["method=supervised", "supervised.warmup_last_stage_epochs=2"])
     with pytest.raises(ConfigError, match="stages"):
         load_config("mocov2-s3l", ["stages=[{epochs: 0}]"])
+    with pytest.raises(ConfigError, match="stages are for pretraining"):
+        load_config("finetune-s3l", ["stages=[{epochs: 1}]"])
+    with pytest.raises(ConfigError, match="ResNet backbones only"):
+        load_config("scott-tiny", ["backbone.drop_last_stage=true"])
+    warm_up = ["supervised.warmup_last_stage_epochs=10"]
+    with pytest.raises(ConfigError, match=r"needs supervised\.init"):
+        load_config("finetune-s3l", warm_up)
+    with pytest.raises(ConfigError, match=r"fewer than schedule\.epochs"):
+        load_config("finetune-s3l", [*warm_up, "supervised.init=x", "schedule.epochs=10"])
+    with pytest.raises(ConfigError, match="with its last stage"):
+        load_config("finetune-s3l", [*warm_up, "supervised.init=x", "backbone.drop_last_stage=true"])
+
+
+def test_supervised_command_keeps_a_supervised_preset_as_it_is() -> None:
+    from scarce.commands.supervised import recipe_for
+    from scarce.supervised import SUPERVISED_RECIPE
+
+    assert recipe_for("finetune-s3l") == []  # its SGD weight decay 5e-4 stays
+    assert recipe_for("scott-cpu-96") == list(SUPERVISED_RECIPE)
+    assert recipe_for(None) == list(SUPERVISED_RECIPE)
+
+
+@needs_data
+def test_online_probe_validation_leaves_the_encoder_untouched(tmp_path: Path) -> None:
+    """Validation runs the monitored encoder in eval mode: its BatchNorm statistics never see
+    validation images, and its training mode is restored."""
+    from scarce.engine.run_dir import RunDirectory
+    from scarce.pretrain import build_trainer, prepare_data
+
+    config = load_config("simclr-s3l", [*TINY, *SMALL_HEADS])
+    data = prepare_data(config)
+    trainer = build_trainer(config, RunDirectory(tmp_path), data, torch.device("cpu"), log=_quiet)
+    assert trainer.probe is not None
+    trainer.method.train()
+    before = copy.deepcopy(trainer.method.encoder.state_dict())
+    accuracy = trainer._validate()
+    assert accuracy is not None and 0.0 <= accuracy <= 1.0
+    after = trainer.method.encoder.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert trainer.method.encoder.training
 
 
 @needs_data
@@ -114,8 +154,10 @@ def test_multi_stage_carries_the_method_state_and_restarts_the_schedule(
         torch.testing.assert_close(stage_two_start[key], stage_one_end[key])
     assert int(stage_one_end["queue_pointer"]) == (64 // 16 * 16) % 40  # 4 steps x 16 keys into 40 slots
     assert starts[-1]["optimizer_state"] == 0  # a new optimiser
-    first_record = json.loads((run / "stage-2" / "metrics.jsonl").read_text().splitlines()[0])
-    assert first_record["step"] == 1 and first_record["lr"] == pytest.approx(config.optim.start_lr)
+    stage_one = [json.loads(line) for line in (run / "stage-1" / "metrics.jsonl").read_text().splitlines()]
+    stage_two = [json.loads(line) for line in (run / "stage-2" / "metrics.jsonl").read_text().splitlines()]
+    assert stage_two[0]["step"] == 1 and stage_two[0]["lr"] == pytest.approx(stage_one[0]["lr"])  # restarted
+    assert stage_one[-1]["lr"] < 0.5 * stage_one[0]["lr"]  # ... after stage 1's cosine had decayed
     loaded = load_encoder(run)
     assert isinstance(loaded.encoder, ResNetBackbone) and loaded.encoder.config.img_size == 32
     target = load_encoder(run / "stage-2" / "checkpoints" / "last.pt", "target")

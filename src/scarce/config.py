@@ -85,6 +85,11 @@ class AugmentationConfig(Section):
     """The aligned two-view transform of spec sec. 4.1."""
 
     mode: Literal["none", "diff", "same"] = "diff"
+    geometry: Literal["random_resized", "resize_random"] = Field(
+        "random_resized",
+        description="random_resized: RandomResizedCrop(crop_scale, crop_ratio); resize_random: short side to "
+        "size/0.875, random crop, flip (the S3L fine-tuning view)",
+    )
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = Field(0.5, ge=0, le=1)
@@ -176,7 +181,7 @@ class ContrastiveConfig(Section):
     projection_dim: int = Field(128, ge=1)
     prediction_hidden: int = Field(4096, ge=1, description="BYOL predictor width")
     shuffle_bn_splits: int = Field(
-        2, ge=1, description="MoCo's one-device shuffle-BN substitute: keys in this many shuffled BN groups"
+        4, ge=1, description="MoCo's one-device shuffle-BN substitute: keys in this many shuffled BN groups"
     )
 
 
@@ -254,8 +259,24 @@ class ScarceConfig(Section):
         for stage in self.stages:
             if not self.backbone.is_resnet and stage.crop_size not in (None, self.model.img_size):
                 raise ValueError(f"stages: crop_size {stage.crop_size} needs a ResNet backbone")
-        if self.supervised.warmup_last_stage_epochs and not self.backbone.is_resnet:
-            raise ValueError("supervised.warmup_last_stage_epochs needs a ResNet backbone")
+        if not self.backbone.is_resnet and (self.backbone.cifar_stem or self.backbone.drop_last_stage):
+            raise ValueError("backbone.cifar_stem and backbone.drop_last_stage apply to ResNet backbones only")
+        if self.stages and self.method not in ("mimjepa", *CONTRASTIVE_METHODS):
+            raise ValueError(f"stages are for pretraining methods, not {self.method}")
+        warmup = self.supervised.warmup_last_stage_epochs
+        if warmup:
+            if not self.backbone.is_resnet or self.backbone.drop_last_stage:
+                raise ValueError(
+                    "supervised.warmup_last_stage_epochs needs a ResNet backbone with its last stage "
+                    "(backbone.drop_last_stage false: layer4 is added to the pretrained backbone)"
+                )
+            if self.supervised.init is None:
+                raise ValueError("supervised.warmup_last_stage_epochs needs supervised.init (a pretrained backbone)")
+            if warmup >= self.schedule.epochs:
+                raise ValueError(
+                    f"supervised.warmup_last_stage_epochs {warmup} must be fewer than schedule.epochs "
+                    f"{self.schedule.epochs} (the warm-up is part of the schedule)"
+                )
         return self
 
     def to_dict(self) -> dict[str, Any]:

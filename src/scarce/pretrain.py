@@ -154,7 +154,7 @@ def build_transform(config: ScarceConfig, crop_size: int | None = None) -> ViewT
     geometry = {"scale": aug.crop_scale, "ratio": aug.crop_ratio, "flip_p": aug.flip_p}
     size = crop_size or config.crop_size
     if config.method == "supervised":
-        return SingleViewTransform(size, photometric=photometric, **geometry)  # type: ignore[arg-type]
+        return SingleViewTransform(size, photometric=photometric, geometry=aug.geometry, **geometry)  # type: ignore[arg-type]
     if config.is_contrastive:
         return TwoCropTransform(SingleViewTransform(size, photometric=photometric, **geometry))  # type: ignore[arg-type]
     return AlignedTwoViewTransform(size, mode=aug.mode, photometric=photometric, **geometry)  # type: ignore[arg-type]
@@ -210,6 +210,8 @@ def _check_resumable(run_dir: RunDirectory, config: ScarceConfig, log: Callable[
         for section in FROZEN_SECTIONS
         for line in config_differences({section: saved.get(section)}, {section: new.get(section)})
     ]
+    if saved.get("optim", {}).get("name", "adamw") != config.optim.name:
+        frozen.append(f"optim.name: {saved.get('optim', {}).get('name', 'adamw')!r} -> {config.optim.name!r}")
     if frozen:
         raise CheckpointError("--resume: the run was started with a different setup: " + "; ".join(frozen))
     other = config_differences(saved, new)
@@ -293,6 +295,11 @@ def build_trainer(
         raise DataError(f"supervised training needs labelled images; {config.data.spec} has none")
     images = data.train if supervised else data.pretrain_images
     method = build_method(config, data.train.num_classes, train_size=len(images))
+    if config.method == "mocov2" and len(images) < config.contrastive.queue_size:
+        log(
+            f"MoCo queue: {len(images)} negatives (contrastive.queue_size {config.contrastive.queue_size} is capped at "
+            "the number of training images, as in S3L)"
+        )
     if dist_info is not None and dist_info.enabled and config.supervised.warmup_last_stage_epochs and supervised:
         raise ConfigError("supervised.warmup_last_stage_epochs runs on one process (it changes which parameters train)")
     mask_generator = None
@@ -382,11 +389,14 @@ def pretrain(
             status = "stopped"
             break
         remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+        if remaining == 0.0 and trainer.state.epoch < stage_config.schedule.epochs:
+            status = "stopped"  # max_minutes ran out at the end of the previous stage
+            break
         status = trainer.fit(stop_after_epoch=stage_stop, max_seconds=remaining)
         if status != "finished":
             break
         epochs_before += stage_config.schedule.epochs
-        carried = trainer.method.state_dict()
+        carried = {key: value.detach().to("cpu", copy=True) for key, value in trainer.method.state_dict().items()}
     assert trainer is not None
     encoder_path = None
     if status == "finished" and info.is_main:

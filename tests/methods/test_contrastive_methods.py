@@ -66,21 +66,38 @@ def test_momentum_update_arithmetic(make) -> None:  # type: ignore[no-untyped-de
             torch.testing.assert_close(new, 0.9 * prior + 0.1 * current)
 
 
-def test_moco_loss_is_info_nce_of_queries_keys_and_the_queue_before_enqueue() -> None:
-    method = _moco(queue_size=16)
-    method.eval()  # BatchNorm in eval mode: the keys do not depend on the shuffle-BN grouping
-    batch = _batch(size=4)
-    queue_before = method.queue.clone()
-    output = method(batch)
+def _perturb_online(method: torch.nn.Module) -> None:
+    """Make the online networks differ from their momentum copies (so a mix-up would show)."""
+    with torch.no_grad():
+        for online, _ in method.ema_pairs():  # type: ignore[operator]
+            for param in online.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+
+
+def test_moco_loss_is_info_nce_of_split_bn_queries_keys_and_the_queue_before_enqueue() -> None:
     from scarce.data.transforms import normalize_batch
 
-    queries = method.projector(method.encoder(normalize_batch(batch.views[0])).mean(1))
-    keys = F.normalize(method.target_projector(method.target_encoder(normalize_batch(batch.views[1])).mean(1)), dim=1)
+    method = _moco(queue_size=16, splits=2)
+    _perturb_online(method)
+    method.train()
+    batch = _batch(size=8)
+    queue_before = method.queue.clone()
+    torch.manual_seed(7)
+    output = method(batch)
+    # by hand: queries on consecutive halves, keys on halves of the same random permutation
+    query_view, key_view = (normalize_batch(view) for view in batch.views)
+    queries = method.projector(torch.cat([method.encoder(g) for g in query_view.chunk(2)]).mean(1))
+    torch.manual_seed(7)
+    order = torch.randperm(8)
+    shuffled = torch.cat([method.target_projector(method.target_encoder(g).mean(1)) for g in key_view[order].chunk(2)])
+    keys = torch.empty_like(shuffled)
+    keys[order] = shuffled
+    keys = F.normalize(keys, dim=1)
     torch.testing.assert_close(output.loss, info_nce(queries, keys, queue_before, 0.2))
     # the step enqueued exactly these keys at the start of the queue
-    torch.testing.assert_close(method.queue[:4], keys)
-    torch.testing.assert_close(method.queue[4:], queue_before[4:])
-    assert int(method.queue_pointer) == 4
+    torch.testing.assert_close(method.queue[:8], keys)
+    torch.testing.assert_close(method.queue[8:], queue_before[8:])
+    assert int(method.queue_pointer) == 8
 
 
 def test_queue_wraps_around_and_keeps_the_newest_keys() -> None:
@@ -123,7 +140,9 @@ def test_simclr_and_byol_losses_match_their_functions() -> None:
     both = torch.cat([normalize_batch(v) for v in batch.views])
     z1, z2 = simclr.projector(simclr.encoder(both).mean(1)).chunk(2)
     torch.testing.assert_close(simclr(batch).loss, nt_xent(z1, z2, 0.1))
-    byol = _byol().eval()
+    byol = _byol()
+    _perturb_online(byol)
+    byol.eval()
     p1, p2 = byol.predictor(byol.projector(byol.encoder(both).mean(1))).chunk(2)
     t1, t2 = byol.target_projector(byol.target_encoder(both).mean(1)).chunk(2)
     torch.testing.assert_close(byol(batch).loss, byol_loss(p1, t2) + byol_loss(p2, t1))

@@ -16,10 +16,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-encoder", choices=("context", "target"), default="context")
 
 
-def run(args: argparse.Namespace) -> int:
-    from scarce.supervised import SUPERVISED_RECIPE, train_supervised
+def recipe_for(config_name: str | None) -> list[str]:
+    """The overrides that make ``config_name`` a supervised run: a pretraining preset gets the
+    supervised recipe; a supervised preset (e.g. ``finetune-s3l``) is used as it is."""
+    from scarce.config import load_config
+    from scarce.supervised import SUPERVISED_RECIPE
 
-    recipe = list(SUPERVISED_RECIPE)
+    if config_name is not None and load_config(config_name).method == "supervised":
+        return []
+    return list(SUPERVISED_RECIPE)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scarce.supervised import train_supervised
+
+    recipe = recipe_for(args.config)
     if args.init:
         recipe += [f"supervised.init={args.init}", f"supervised.init_encoder={args.init_encoder}"]
     return execute(args, recipe, lambda *a, **k: train_supervised(*a, **k)[0])

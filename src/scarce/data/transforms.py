@@ -185,6 +185,37 @@ class RandomCropFlip:
         return f"{type(self).__name__}(size={self.size}, scale={self.scale}, ratio={self.ratio}, flip_p={self.flip_p})"
 
 
+class ResizeCropFlip:
+    """Resize the short side to ``round(size / crop_fraction)`` (bicubic, antialiased), take a random
+    ``size x size`` crop, flip with ``flip_p``: the classic fine-tuning view (S3L: resize 256, random
+    crop 224, flip), the training counterpart of :class:`EvalTransform`'s centre crop.
+
+    ``__call__(image uint8 [3, H, W], generator) -> uint8 [3, size, size]``, never sharing memory with the input.
+    """
+
+    def __init__(self, size: int, crop_fraction: float = 0.875, flip_p: float = 0.5) -> None:
+        self.size = _check_size(size)
+        if not 0.0 < crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+        self.resize_to = round(size / crop_fraction)
+        _check_probability("flip_p", flip_p)
+        self.flip_p = float(flip_p)
+
+    def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:
+        check_image(image)
+        resized = TF.resize(image, [self.resize_to], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        u_top, u_left, u_flip = _uniforms(3, generator)
+        top = _uniform_int(u_top, resized.shape[1] - self.size + 1)
+        left = _uniform_int(u_left, resized.shape[2] - self.size + 1)
+        view = resized[:, top : top + self.size, left : left + self.size]
+        if u_flip < self.flip_p:
+            view = TF.horizontal_flip(view)
+        return view.clone(memory_format=torch.contiguous_format)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size}, resize_to={self.resize_to}, flip_p={self.flip_p})"
+
+
 # ----------------------------------------------------------------------------- uint8 kernels
 
 
@@ -421,7 +452,8 @@ class SingleViewTransform:
     """Probe-training transform (spec sec. 5): the SSL crop, flip and photometric block, one view.
 
     ``__call__(image uint8 [3, H, W], generator) -> uint8 [3, size, size]``. Pass
-    ``PhotometricConfig(p=0.0)`` for crop and flip only.
+    ``PhotometricConfig(p=0.0)`` for crop and flip only, ``geometry="resize_random"`` for
+    :class:`ResizeCropFlip` instead of RandomResizedCrop.
     """
 
     def __init__(
@@ -431,8 +463,13 @@ class SingleViewTransform:
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip_p: float = 0.5,
         photometric: PhotometricConfig = PhotometricConfig(),
+        geometry: Literal["random_resized", "resize_random"] = "random_resized",
     ) -> None:
-        self.geometry = RandomCropFlip(size, scale=scale, ratio=ratio, flip_p=flip_p)
+        self.geometry: RandomCropFlip | ResizeCropFlip
+        if geometry == "resize_random":
+            self.geometry = ResizeCropFlip(size, flip_p=flip_p)
+        else:
+            self.geometry = RandomCropFlip(size, scale=scale, ratio=ratio, flip_p=flip_p)
         self.photometric = photometric
 
     def __call__(self, image: Tensor, generator: torch.Generator) -> Tensor:

@@ -335,9 +335,14 @@ class Trainer:
         def features(images: Tensor) -> Tensor:
             return target_layer_norm(encoder(normalize_batch(images)))
 
-        return self.probe.evaluate(
-            features, self.val_images, self.val_labels, self.config.run.batch_size, self.autocast
-        )
+        was_training = encoder.training
+        encoder.eval()  # no dropout, and BatchNorm statistics never see validation images
+        try:
+            return self.probe.evaluate(
+                features, self.val_images, self.val_labels, self.config.run.batch_size, self.autocast
+            )
+        finally:
+            encoder.train(was_training)
 
     def _warn_on_collapse(self, rank: float) -> None:
         """Say so when the effective rank of the features fell below a quarter of epoch 1's."""

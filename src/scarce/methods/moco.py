@@ -2,11 +2,13 @@
 encoder, a queue of past keys as negatives, InfoNCE. The S3L settings (Cao & Wu 2021): T = 0.2,
 K = 4096, key momentum 0.999, MLP head 2048 -> 2048 -> 128.
 
-Shuffle-BN without several processes: the keys are computed on a randomly permuted batch split into
-``shuffle_bn_splits`` groups, each with its own BatchNorm statistics, then un-permuted. A key's
-batch statistics then come from a random subset that differs from the one its query was normalised
-with, so BatchNorm cannot leak which sample is the positive (MoCo's reason for shuffle-BN). It works
-with any number of processes (each rank splits its own slice); no cross-rank shuffle is done.
+Shuffle-BN without several processes (after the split-BatchNorm of MoCo's CIFAR demo): queries are
+computed in ``shuffle_bn_splits`` consecutive groups of the batch and keys in as many groups of a
+random permutation of it, each group with its own BatchNorm statistics. A query and its key are then
+normalised with the statistics of two different random subsets (overlapping by about 1/splits), as
+queries and keys are on different GPUs in MoCo's shuffle-BN, which weakens the BatchNorm shortcut
+that tells the positive from the queue's negatives. Each rank splits its own slice; no cross-rank
+shuffle is done.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class MoCoV2(SiameseMethod):
         temperature: float = 0.2,
         projection_hidden: int = 2048,
         projection_dim: int = 128,
-        shuffle_bn_splits: int = 2,
+        shuffle_bn_splits: int = 4,
     ) -> None:
         super().__init__()
         if queue_size < 1 or shuffle_bn_splits < 1:
@@ -61,6 +63,11 @@ class MoCoV2(SiameseMethod):
     def export_encoders(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "target_encoder": self.target_encoder}
 
+    def query_tokens(self, images: Tensor) -> Tensor:
+        """Tokens ``[B, N, D]`` of the query encoder, BatchNorm statistics per consecutive group."""
+        groups = images.chunk(min(self.shuffle_bn_splits, images.shape[0]))
+        return torch.cat([self.encoder(group) for group in groups])
+
     @torch.no_grad()
     def keys(self, images: Tensor) -> Tensor:
         """L2-normalised keys ``[B, projection_dim]`` of the key network with split shuffle-BN."""
@@ -81,7 +88,7 @@ class MoCoV2(SiameseMethod):
 
     def training_step(self, batch: Batch) -> StepOutput:
         query_view, key_view = self.two_views(batch)
-        tokens = self.encoder(query_view)
+        tokens = self.query_tokens(query_view)
         queries = self.projector(pooled(tokens))
         keys = self.keys(key_view)
         loss = info_nce(queries.float(), keys, self.queue.clone(), self.temperature)
