@@ -21,16 +21,11 @@ from scarce.models.backbone import backbone_metadata, build_backbone
 from scarce.models.resnet import ResNetBackbone, ResNetConfig
 from scarce.pretrain import pretrain
 from scarce.supervised import train_supervised
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-IMAGENETTE = DATASETS / "imagenette"
-needs_data = pytest.mark.skipif(not IMAGENETTE.is_dir(), reason=f"real images not found at {IMAGENETTE}")
+from tests.test_pretrain import IMAGENETTE, TINY_OVERRIDES, needs_data
 
 TINY = [
-    f"data.spec=npz:{IMAGENETTE}",
+    *TINY_OVERRIDES,  # imagenette, 256 images, no workers, no tensorboard
     "data.subset_total=64",
-    "data.num_workers=0",
-    "run.tensorboard=false",
     "run.batch_size=16",
     "model.img_size=32",
     "augmentation.blur_kernel=3",
