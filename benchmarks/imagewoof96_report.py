@@ -26,9 +26,17 @@ def _epochs(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _cost(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "environment.json"
-    return json.loads(path.read_text()).get("cost", {}) if path.exists() else {}
+def _forward_gflops(arm: Arm, run_dir: Path) -> float:
+    """Backbone forward GFLOPs per image at the evaluation resolution (the run's own config, or
+    the preset for the random-init arm)."""
+    from scarce.config import build_config, load_config
+    from scarce.engine.run_dir import RunDirectory
+    from scarce.flops import forward_flops_per_image
+    from scarce.models.backbone import build_backbone
+
+    config_file = run_dir / "config.yaml"
+    config = build_config(RunDirectory(run_dir).read_config()) if config_file.exists() else load_config(arm.encoder)
+    return forward_flops_per_image(build_backbone(config.network_config()), config.model.img_size) / 1e9
 
 
 def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
@@ -44,9 +52,12 @@ def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
     idle_estimate = round(len(epoch_seconds) * sum(fastest) / len(fastest), 1) if fastest else 0.0
     protocol = result["protocol"]
     headline = result["headline"]
+    gflops = round(_forward_gflops(arm, run_dir), 3)
     rows = []
     for entry in result["results"]:
         test = entry["test"]
+        if test is None:  # scored on validation only (not its family's selection)
+            continue
         rows.append(
             {
                 "arm": arm.name,
@@ -64,7 +75,7 @@ def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
                 "train_seconds": train_seconds,
                 "train_seconds_idle_estimate": idle_estimate,
                 "epochs": len(_epochs(run_dir)),
-                "forward_gflops_per_image": round(_cost(run_dir).get("forward_flops_per_image_eval", 0) / 1e9, 3),
+                "forward_gflops_per_image": gflops,
                 "protocol": {
                     "pretraining": protocol.get("pretraining"),
                     "selection": protocol.get("selection"),
@@ -123,7 +134,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(path: Path) -> None:
-    """Validation top-1 (supervised: the model; SSL: the online probe) against training minutes."""
+    """Validation top-1 (supervised: the model; SSL: the online simple attentive probe) against
+    training minutes, with the random-init floor's simple attentive probe."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,7 +157,13 @@ def plot(path: Path) -> None:
             axis.plot(minutes, accuracy, label=f"{arm.name} seed {seed}: {arm.method}", linewidth=1.2)
     axis.set_xlabel("training wall-clock (minutes, 2-core Xeon)")
     axis.set_ylabel("validation top-1 (%)")
-    axis.set_title("Imagewoof 96 px: supervised model (B) vs online attentive probe of SSL runs (A, C)")
+    floor = results_path(ARMS["D"], 0)
+    if floor.exists():  # the online probe is a simple attentive probe: compare with the floor's
+        simple = [e for e in json.loads(floor.read_text())["results"] if e["probe"] == "simple"]
+        if simple:
+            level = 100 * simple[0]["val"]["top1"]
+            axis.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"D: random init, simple probe ({level:.1f})")
+    axis.set_title("Imagewoof 96 px: validation top-1 during training", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     figure.tight_layout()

@@ -242,7 +242,9 @@ def evaluate(
     selectable = [row for row in rows if row["test"] is not None]
     headline = max(selectable, key=lambda row: row["val"]["top1"]) if selectable else None
     protocol = {
-        "pretraining": run_config.data.protocol if run_config is not None else "unknown (not a scarce run)",
+        "pretraining": run_config.data.protocol
+        if run_config is not None
+        else ("none (random init)" if loaded.which == "random-init" else "unknown (not a scarce run)"),
         "selection": "per probe family: configuration with the best validation top-1; headline: best family on val",
         "test": "evaluated once per family, by its selected configuration",
         "splits": splits.info,
