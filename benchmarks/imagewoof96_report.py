@@ -162,7 +162,8 @@ def plot(path: Path) -> None:
         simple = [e for e in json.loads(floor.read_text())["results"] if e["probe"] == "simple"]
         if simple:
             level = 100 * simple[0]["val"]["top1"]
-            axis.axhline(level, color="grey", linestyle="--", linewidth=1, label=f"D: random init, simple probe ({level:.1f})")
+            label = f"D: random init, simple probe ({level:.1f})"
+            axis.axhline(level, color="grey", linestyle="--", linewidth=1, label=label)
     axis.set_title("Imagewoof 96 px: validation top-1 during training", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
