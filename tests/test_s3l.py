@@ -140,7 +140,8 @@ def test_multi_stage_carries_the_method_state_and_restarts_the_schedule(
     assert result.status == "stopped" and result.epochs_done == 1
     assert not (run / "encoder.safetensors").exists()
     result = pretrain(config, run, resume=True, show_progress=False, log=_quiet)
-    assert result.status == "finished" and result.epochs_done == 2
+    assert result.status == "finished" and result.epochs_done == 2 and result.steps_done == 2 * (64 // 16)
+    assert result.checkpoint == run / "stage-2" / "checkpoints" / "last.pt"
     assert [start["crop"] for start in starts] == [16, 16, 32]  # stage 1, stage 1 (resumed, done), stage 2
     stage_one_end = load_checkpoint(run / "stage-1" / "checkpoints" / "last.pt")["method"]
     stage_two_start = starts[-1]["method"]

@@ -53,12 +53,13 @@ FROZEN_SECTIONS = ("method", "model", "backbone", "masking", "data", "augmentati
 @dataclass
 class PretrainResult:
     status: str  # finished | stopped | interrupted
-    run_dir: Path
+    run_dir: Path  # with stages: the top-level run directory
     epochs_done: int
     steps_done: int
     seconds: float
     encoder_path: Path | None
     is_main: bool = True  # False on ranks other than 0 under torchrun
+    checkpoint: Path | None = None  # the last checkpoint written (with stages: the current stage's)
 
 
 def _supervised_backbone(config: ScarceConfig) -> nn.Module:
@@ -366,7 +367,8 @@ def pretrain(
     barrier(info)
     deadline = None if max_minutes is None else started + max_minutes * 60
     stages = stage_configs(config, run) if config.stages else [(run, config)]
-    epochs_before, carried, trainer, status = 0, None, None, "finished"
+    epochs_before, steps_before, carried, trainer, status = 0, 0, None, None, "finished"
+    stage_run = run
     for index, (stage_run, stage_config) in enumerate(stages):
         stage_resume = resume if stage_run is run else stage_run.last_checkpoint.exists()
         if stage_run is not run and info.is_main and not stage_resume:
@@ -396,6 +398,7 @@ def pretrain(
         if status != "finished":
             break
         epochs_before += stage_config.schedule.epochs
+        steps_before += trainer.state.step
         carried = {key: value.detach().to("cpu", copy=True) for key, value in trainer.method.state_dict().items()}
     assert trainer is not None
     encoder_path = None
@@ -406,7 +409,8 @@ def pretrain(
         status=status,
         run_dir=run.path,
         epochs_done=epochs_before if status == "finished" else epochs_before + trainer.state.epoch,
-        steps_done=trainer.state.step,
+        steps_done=steps_before if status == "finished" else steps_before + trainer.state.step,
+        checkpoint=stage_run.last_checkpoint,
         seconds=time.perf_counter() - started,
         encoder_path=encoder_path,
         is_main=info.is_main,
@@ -445,5 +449,5 @@ def summary_line(result: PretrainResult) -> str:
     where = f"; encoder weights: {result.encoder_path}" if result.encoder_path else ""
     return (
         f"{result.status}: {result.epochs_done} epochs, {result.steps_done} steps in {result.seconds / 60:.1f} min; "
-        f"checkpoint: {result.run_dir / 'checkpoints' / 'last.pt'}{where}"
+        f"checkpoint: {result.checkpoint or result.run_dir / 'checkpoints' / 'last.pt'}{where}"
     )
