@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = "npz:../shared/datasets/imagewoof"
-RUNS = Path("/work/runs/imagewoof96")
+RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "imagewoof96"  # outside the repository
 PRESET = "scott-cpu-96"
 MIMJEPA_EPOCHS = 135  # 135 x ~25 s = ~56 min
 MIMJEPA_WARMUP = 18  # the paper's 40/300 share of the schedule
