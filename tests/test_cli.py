@@ -47,3 +47,13 @@ def test_console_script_and_module_entry_points() -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stderr
         assert "scarce" in result.stdout
+
+
+def test_presets_name_method_backbone_and_resolutions(capsys: pytest.CaptureFixture[str]) -> None:
+    from scarce.cli import main
+
+    assert main(["presets"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["mocov2-s3l"].split()[1:4] == ["mocov2", "resnet50", "-layer4"]
+    assert "112/224 px" in lines["mocov2-s3l"]
+    assert lines["scott-cpu-96"].split()[1:3] == ["mimjepa", "scott"]

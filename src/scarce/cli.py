@@ -47,9 +47,16 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
     for name in list_config_presets():
         config = load_config(name)
-        model = config.model
+        model, backbone = config.model, config.backbone
+        if backbone.is_resnet:
+            network = f"{backbone.kind}{' -layer4' if backbone.drop_last_stage else ''}"
+        else:
+            network = f"{model.tokenizer} D {model.embed_dim} depth {model.depth}"
+        size = f"{model.img_size} px"
+        if config.crop_size != model.img_size:  # pretraining / evaluation resolution (S3L)
+            size = f"{config.crop_size}/{size}"
         print(
-            f"{name:<14} {model.tokenizer:<5} {model.img_size:>3} px  D {model.embed_dim:<3} depth {model.depth:<2} "
+            f"{name:<14} {config.method:<10} {network:<24} {size:<12} "
             f"epochs {config.schedule.epochs:<3} batch {config.run.batch_size}"
         )
     return 0
