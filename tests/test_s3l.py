@@ -210,7 +210,7 @@ def test_last_stage_warm_up_freezes_weights_and_batchnorm_statistics(tmp_path: P
 def test_supervised_init_must_match_the_backbone(tmp_path: Path) -> None:
     pretrained = build_backbone(ResNetConfig(arch="resnet18", img_size=32))
     weights = _save_weights(pretrained, tmp_path / "r18.safetensors")
-    from scarce.pretrain import build_method
+    from scarce.builders import build_method
 
     config = load_config("finetune-s3l", ["model.img_size=32", f"supervised.init={weights}"])  # resnet50
     with pytest.raises(ConfigError, match="arch"):
