@@ -36,9 +36,10 @@ PRESET = "scott-cpu-96"
 MIMJEPA_EPOCHS = 135  # 135 x ~25 s = ~56 min
 MIMJEPA_WARMUP = 18  # the paper's 40/300 share of the schedule
 SUPERVISED_EPOCHS = 225  # 225 x ~15.4 s = ~58 min
-VIT_EPOCHS = 135  # set from a calibration of vit-cpu-96 (see calibrate_vit in the tuning record)
+VIT_EPOCHS = 170  # 170 x ~19 s = ~54 min (calibration: benchmarks/results/tuning/calibration.md)
+VIT_WARMUP = 23  # the same 13 % warm-up share as MIMJEPA_WARMUP
 CENTRED = "mimjepa.target_centering=batch"
-MOCO_EPOCHS = 100  # S3L arms: the same epochs at 48 px (E1) and 96 px (E2); E2 must fit 60 minutes
+MOCO_EPOCHS = 90  # S3L arms, the same epochs at 48 px (E1) and 96 px (E2): 90 x ~35 s = ~53 min for E2
 MOCO_RESNET18 = ["backbone.kind=resnet18", "backbone.drop_last_stage=false", "model.img_size=96"]
 
 
@@ -68,7 +69,7 @@ class Arm:
             extra = [item for setting in settings for item in ("--set", setting)]
             return ["scarce", "pretrain", "-c", "mocov2-s3l", "--epochs", str(MOCO_EPOCHS), *common, *extra]
         if self.name == "C":
-            extra = ["--set", f"schedule.warmup_epochs={MIMJEPA_WARMUP}", "--set", CENTRED]
+            extra = ["--set", f"schedule.warmup_epochs={VIT_WARMUP}", "--set", CENTRED]
             return ["scarce", "pretrain", "-c", "vit-cpu-96", "--epochs", str(VIT_EPOCHS), *common, *extra]
         return None
 
