@@ -86,6 +86,16 @@ def test_config_refuses_impossible_combinations() -> None:
         load_config("finetune-s3l", [*warm_up, "supervised.init=x", "backbone.drop_last_stage=true"])
 
 
+def test_epochs_flag_is_refused_with_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--epochs`` would be silently ignored by a multi-stage config: exit 2, nothing written."""
+    from scarce.cli import main
+
+    stages = "stages=[{epochs: 1, crop_size: 16}, {epochs: 1}]"
+    args = ["pretrain", "-c", "mocov2-s3l", "--data", "npz:x", "-o", str(tmp_path / "run"), "--set", stages]
+    assert main([*args, "--epochs", "5"]) == 2
+    assert "each stage's epochs" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_supervised_command_keeps_a_supervised_preset_as_it_is() -> None:
     from scarce.commands.supervised import recipe_for
     from scarce.supervised import SUPERVISED_RECIPE

@@ -61,6 +61,7 @@ def execute(args: argparse.Namespace, recipe: Sequence[str], train: Callable[...
 
     from scarce.config import load_config
     from scarce.engine.loop import TrainingDivergedError
+    from scarce.errors import ConfigError
     from scarce.pretrain import load_run_config, summary_line
 
     overrides = training_overrides(args)
@@ -68,6 +69,11 @@ def execute(args: argparse.Namespace, recipe: Sequence[str], train: Callable[...
         config = load_run_config(args.out, overrides)
     else:
         config = load_config(args.config, [*recipe, *overrides])
+    if args.epochs is not None and config.stages:
+        raise ConfigError(
+            f"--epochs {args.epochs} sets schedule.epochs, which a multi-stage config ignores: set each stage's "
+            "epochs instead (--set 'stages=[{epochs: 50, crop_size: 56}, {epochs: 50}]')"
+        )
     os.environ["SCARCE_COMMAND"] = "scarce " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     try:
         result = train(
