@@ -19,13 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.eval.e2e_settings import EVALUATION, VARIANTS, VIEW_EVALUATION, write_view_dataset
+
 from benchmarks.common import run_header, write_results
 from scarce.config import load_config
 from scarce.eval.encoders import LoadedEncoder, load_encoder, random_encoder
 from scarce.evaluate import EvaluationConfig, evaluate
 from scarce.pretrain import pretrain
 from scarce.runtime import tune_cpu_allocator
-from tests.eval.e2e_settings import EVALUATION, VARIANTS, VIEW_EVALUATION, write_view_dataset
 
 SEEDS = (0, 1, 2)
 ONLY = tuple(sys.argv[1:])  # optional: variant names to run
@@ -78,9 +79,7 @@ def main() -> None:
     for variant in dict.fromkeys(row["variant"] for row in rows):
         for key in keys:
             diffs = [row["difference"][key] for row in rows if row["variant"] == variant]
-            lines.append(
-                f"- {variant}, {key}: {min(diffs):+.3f} / {statistics.mean(diffs):+.3f} / {max(diffs):+.3f}"
-            )
+            lines.append(f"- {variant}, {key}: {min(diffs):+.3f} / {statistics.mean(diffs):+.3f} / {max(diffs):+.3f}")
     write_results("evaluation_margin", {**run_header(), "rows": rows}, "\n".join(lines) + "\n")
 
 

@@ -43,7 +43,10 @@ CONTRASTIVE = [
 ]
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "MIM-JEPA paper recipe": ("scott-tiny", [*COMMON, "model.tokenizer=vit"]),
-    "MIM-JEPA batch-centred targets": ("scott-tiny", [*COMMON, "model.tokenizer=vit", "mimjepa.target_centering=batch"]),
+    "MIM-JEPA batch-centred targets": (
+        "scott-tiny",
+        [*COMMON, "model.tokenizer=vit", "mimjepa.target_centering=batch"],
+    ),
     "SimCLR": ("simclr-s3l", [*COMMON, *CONTRASTIVE]),
     "BYOL": ("byol-s3l", [*COMMON, *CONTRASTIVE, "contrastive.prediction_hidden=256"]),
 }
