@@ -62,3 +62,8 @@ def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
     )
     (RESULTS_DIR / f"{name}.md").write_text(header + markdown)
     print(header + markdown)
+
+
+def spread_text(values: list[float]) -> str:
+    """``min / mean / max`` of ``values`` with signs, e.g. ``+0.070 / +0.082 / +0.095``."""
+    return f"{min(values):+.3f} / {statistics.mean(values):+.3f} / {max(values):+.3f}"

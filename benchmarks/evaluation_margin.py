@@ -13,7 +13,6 @@ top-1 on the validation and test splits of both encoders.
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from tests.eval.e2e_settings import EVALUATION, VARIANTS, VIEW_EVALUATION, write_view_dataset
 
-from benchmarks.common import run_header, write_results
+from benchmarks.common import run_header, spread_text, write_results
 from scarce.config import load_config
 from scarce.eval.encoders import LoadedEncoder, load_encoder, random_encoder
 from scarce.evaluate import EvaluationConfig, evaluate
@@ -79,7 +78,7 @@ def main() -> None:
     for variant in dict.fromkeys(row["variant"] for row in rows):
         for key in keys:
             diffs = [row["difference"][key] for row in rows if row["variant"] == variant]
-            lines.append(f"- {variant}, {key}: {min(diffs):+.3f} / {statistics.mean(diffs):+.3f} / {max(diffs):+.3f}")
+            lines.append(f"- {variant}, {key}: {spread_text(diffs)}")
     write_results("evaluation_margin", {**run_header(), "rows": rows}, "\n".join(lines) + "\n")
 
 

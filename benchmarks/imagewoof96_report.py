@@ -26,17 +26,24 @@ def _epochs(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _forward_gflops(arm: Arm, run_dir: Path) -> float:
-    """Backbone forward GFLOPs per image at the evaluation resolution (the run's own config, or
-    the preset for the random-init arm)."""
+def _forward_gflops(arm: Arm, run_dir: Path) -> tuple[float, float]:
+    """Backbone forward GFLOPs per image at the training and at the evaluation resolution: the run's
+    recorded cost (``environment.json``), else computed from its config (or the preset for the
+    random-init arm)."""
     from scarce.config import build_config, load_config
     from scarce.engine.run_dir import RunDirectory
     from scarce.flops import forward_flops_per_image
     from scarce.models.backbone import build_backbone
 
+    environment = run_dir / "environment.json"
+    cost = json.loads(environment.read_text()).get("cost") if environment.exists() else None
+    if cost:
+        return cost["forward_flops_per_image_train"] / 1e9, cost["forward_flops_per_image_eval"] / 1e9
     config_file = run_dir / "config.yaml"
     config = build_config(RunDirectory(run_dir).read_config()) if config_file.exists() else load_config(arm.encoder)
-    return forward_flops_per_image(build_backbone(config.network_config()), config.model.img_size) / 1e9
+    backbone = build_backbone(config.network_config())
+    flops = [forward_flops_per_image(backbone, size) / 1e9 for size in (config.crop_size, config.model.img_size)]
+    return flops[0], flops[1]
 
 
 def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
@@ -52,7 +59,7 @@ def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
     idle_estimate = round(len(epoch_seconds) * sum(fastest) / len(fastest), 1) if fastest else 0.0
     protocol = result["protocol"]
     headline = result["headline"]
-    gflops = round(_forward_gflops(arm, run_dir), 3)
+    train_gflops, eval_gflops = _forward_gflops(arm, run_dir)
     rows = []
     for entry in result["results"]:
         test = entry["test"]
@@ -75,7 +82,8 @@ def arm_rows(arm: Arm, seed: int) -> list[dict[str, Any]]:
                 "train_seconds": train_seconds,
                 "train_seconds_idle_estimate": idle_estimate,
                 "epochs": len(_epochs(run_dir)),
-                "forward_gflops_per_image": gflops,
+                "forward_gflops_per_image_train": round(train_gflops, 3),
+                "forward_gflops_per_image_eval": round(eval_gflops, 3),
                 "protocol": {
                     "pretraining": protocol.get("pretraining"),
                     "selection": protocol.get("selection"),
@@ -109,7 +117,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         groups.setdefault((row["arm"], row["probe"]), []).append(row)
     lines = [
         "| arm | method | encoder | probe | seeds | test top-1 | top-5 | mean/class | F1 | val top-1 "
-        "| train min (idle est.) | GFLOP/img |",
+        "| train min (idle est.) | GFLOP/img train / eval |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (arm, probe), group in sorted(groups.items()):
@@ -123,7 +131,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {arm} | {first['method']} | {first['encoder']} | {probe} | {len(group)} | "
             f"{_mean_text([row['top1'] for row in group])} | {mean('top5')} | {mean('mpc')} | {mean('f1_macro')} | "
-            f"{mean('val_top1')} | {minutes:.0f} ({idle:.0f}) | {first['forward_gflops_per_image']:.2f} |"
+            f"{mean('val_top1')} | {minutes:.0f} ({idle:.0f}) | {first['forward_gflops_per_image_train']:.2f} / "
+            f"{first['forward_gflops_per_image_eval']:.2f} |"
         )
     commands = sorted({(row["arm"], row["seed"], row["command"]) for row in rows})
     lines += ["", "Commands (from the repository root; `python -m benchmarks.imagewoof96 run ARM SEED` runs them):", ""]
