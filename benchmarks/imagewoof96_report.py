@@ -1,8 +1,9 @@
 """Rows, table and plot of the Imagewoof results (see :mod:`benchmarks.imagewoof96`).
 
 Reads the arms' run directories and writes ``results/imagewoof96.json`` (one row per arm, seed and
-probe), ``results/imagewoof96.md`` and ``results/imagewoof96.png`` (validation top-1 against
-training wall-clock), and replaces the table between the README's ``imagewoof96`` markers.
+probe), ``results/imagewoof96.md``, ``results/imagewoof96.png`` (validation top-1 against training
+wall-clock) and ``results/imagewoof96_epochs/`` (each finished arm's per-epoch log), and replaces
+the table between the README's ``imagewoof96`` markers.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def plot(path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for arm in ARMS.values():
         for seed in arm.seeds:
+            if not results_path(arm, seed).exists():
+                continue  # finished arms only
             epochs = _epochs(arm.run_dir(seed))
             key = "val_top1" if arm.name == "B" else "online_probe_val_top1"
             points = [(epoch["seconds"], epoch.get(key)) for epoch in epochs]
@@ -190,8 +193,21 @@ def update_readme(markdown: str) -> None:
     README.write_text(f"{before}{START}\n{markdown}\n{END}{after}")
 
 
+def copy_epoch_logs() -> None:
+    """Each finished arm's per-epoch log (loss, diagnostics, online probe, seconds) next to the
+    table, as ``results/imagewoof96_epochs/ARM-sSEED.jsonl``: the evidence behind the curves."""
+    target = RESULTS / "imagewoof96_epochs"
+    target.mkdir(exist_ok=True)
+    for arm in ARMS.values():
+        for seed in arm.seeds:
+            log = arm.run_dir(seed) / "epochs.jsonl"
+            if results_path(arm, seed).exists() and log.exists():
+                (target / f"{arm.name}-s{seed}.jsonl").write_text(log.read_text())
+
+
 def report() -> None:
     rows = collect()
+    copy_epoch_logs()
     JSON_PATH.write_text(json.dumps(rows, indent=2) + "\n")
     markdown = table(rows)
     (RESULTS / "imagewoof96.md").write_text("# Imagewoof 96 px results\n\n" + markdown + "\n")
