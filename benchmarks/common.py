@@ -31,10 +31,20 @@ def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) ->
     return statistics.median(times)
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Achieved fp32 GFLOP/s of a ``size x size`` matmul: the machine's reference rate."""
-    left, right = torch.randn(size, size), torch.randn(size, size)
-    seconds = median_seconds(lambda: left @ right, repeats, warmup=2)
+def matmul_gflops(
+    size: int = 2048, repeats: int = 10, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
+    """Achieved GFLOP/s of a ``size x size`` matmul in ``dtype``: the machine's reference rate
+    (on a GPU each timing waits for the product to finish)."""
+    left = torch.randn(size, size, device=device, dtype=dtype)
+    right = torch.randn(size, size, device=device, dtype=dtype)
+
+    def product() -> None:
+        left @ right
+        if left.is_cuda:
+            torch.cuda.synchronize(left.device)
+
+    seconds = median_seconds(product, repeats, warmup=2)
     return 2 * size**3 / seconds / 1e9
 
 

@@ -11,6 +11,14 @@ with ``scarce.flops.count_flops``; MFU is achieved GFLOP/s over the fp32 2048x20
 measured in the same run. Peak memory is the process's peak resident set (each case runs in its
 own process). The reference img/s are those of a faithful straightforward implementation of the
 paper's loop on this machine, as given in the issue (fp32).
+
+On a GPU (``--device cuda``) each case runs once per ``--variants`` entry (``fp32``, ``bf16``,
+``bf16-compile``: the ``run.precision`` and ``run.compile`` settings), the clock waits for the GPU
+(``torch.cuda.synchronize``), MFU is over the dense bf16 8192³ matmul rate measured in the same
+run, and memory is the peak the CUDA allocator held:
+
+    python -m benchmarks.pretrain_throughput --device cuda --cases paper-224 cpu-96 \
+        --variants fp32 bf16 bf16-compile --batch 64 --name pretrain_throughput_h100
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from benchmarks.common import matmul_gflops, run_header, write_results
 from scarce.config import load_config
@@ -50,17 +61,44 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def measure_case(name: str, steps: int, workers: int | None) -> dict[str, Any]:
+def _variant_settings(variant: str) -> tuple[str, bool]:
+    """``"bf16-compile"`` -> ``("bf16", True)``; ``"fp32"`` -> ``("fp32", False)``."""
+    precision, _, suffix = variant.partition("-")
+    if precision not in ("fp32", "bf16") or suffix not in ("", "compile"):
+        raise SystemExit(f"unknown variant {variant!r}: expected fp32, bf16, fp32-compile or bf16-compile")
+    return precision, suffix == "compile"
+
+
+def _timed(step: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Seconds per call of ``step`` over ``steps`` calls, waiting for the GPU at both ends."""
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    wait()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    wait()
+    return (time.perf_counter() - start) / steps
+
+
+def measure_case(name: str, steps: int, options: argparse.Namespace) -> dict[str, Any]:
     case = CASES[name]
+    precision, compiled = _variant_settings(options.variant)
     overrides = [
         f"data.spec={case['data']}",
-        f"run.batch_size={case['batch']}",
+        f"run.batch_size={options.batch or case['batch']}",
+        f"run.device={options.device}",
+        f"run.precision={precision}",
+        f"run.compile={str(compiled).lower()}",
         "run.online_probe=false",
         "run.tensorboard=false",
         *case.get("overrides", []),
     ]
-    if workers is not None:
-        overrides.append(f"data.num_workers={workers}")
+    if options.workers is not None:
+        overrides.append(f"data.num_workers={options.workers}")
     config = load_config(case["preset"], overrides)
     device = select_device(config.run.device)
     data = prepare_data(config)
@@ -71,12 +109,13 @@ def measure_case(name: str, steps: int, workers: int | None) -> dict[str, Any]:
         trainer.sampler.set_epoch(0)
         fixed = next(iter(trainer.loader))
         batch = fixed.views[0].shape[0]
-        trainer.train_step(fixed)  # warm-up (allocator, oneDNN primitives)
-        flops = count_flops(lambda: trainer.train_step(fixed)) / batch
-        start = time.perf_counter()
-        for _ in range(steps):
+        compile_start = time.perf_counter()
+        for _ in range(3 if compiled else 1):  # warm-up: allocator, oneDNN primitives, compilation
             trainer.train_step(fixed)
-        compute_seconds = (time.perf_counter() - start) / steps
+        warmup_seconds = time.perf_counter() - compile_start
+        with torch.compiler.set_stance("force_eager"):  # the same operations, counted eagerly
+            flops = count_flops(lambda: trainer.train_step(fixed)) / batch
+        compute_seconds = _timed(lambda: trainer.train_step(fixed), steps, device)
 
         def batches() -> Any:
             epoch = 0
@@ -87,14 +126,13 @@ def measure_case(name: str, steps: int, workers: int | None) -> dict[str, Any]:
 
         stream = batches()
         trainer.train_step(next(stream))  # the loader's workers are warm from here on
-        start = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(next(stream))
-        end_to_end_seconds = (time.perf_counter() - start) / steps
+        end_to_end_seconds = _timed(lambda: trainer.train_step(next(stream)), steps, device)
         workers_used = trainer.loader.num_workers
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_gpu_mib = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {
         "case": name,
+        "variant": options.variant,
         "preset": case["preset"],
         "overrides": case.get("overrides", []),
         "img_size": config.model.img_size,
@@ -104,12 +142,42 @@ def measure_case(name: str, steps: int, workers: int | None) -> dict[str, Any]:
         "batch": batch,
         "loader_workers": workers_used,
         "steps": steps,
+        "warmup_seconds": round(warmup_seconds, 1),
         "gflop_per_image_step": round(flops / 1e9, 3),
         "compute_img_per_s": round(batch / compute_seconds, 2),
         "end_to_end_img_per_s": round(batch / end_to_end_seconds, 2),
         "peak_rss_mib": round(peak_rss_mib),
-        "reference_img_per_s": case["reference"],
+        "peak_gpu_mib": None if peak_gpu_mib is None else round(peak_gpu_mib),
+        "reference_img_per_s": case["reference"] if device.type == "cpu" else None,
     }
+
+
+def _reference_rate(device: str) -> tuple[float, str]:
+    """The machine's achievable dense matmul rate (GFLOP/s) and what it is."""
+    if device.startswith("cuda"):
+        return matmul_gflops(8192, device=device, dtype=torch.bfloat16), "bf16 8192x8192 matmul"
+    return matmul_gflops(), "fp32 2048x2048 matmul"
+
+
+def _markdown(rows: list[dict[str, Any]], reference: float, reference_name: str) -> str:
+    gpu = any(row["peak_gpu_mib"] is not None for row in rows)
+    memory = "peak GPU MiB" if gpu else "peak RSS MiB"
+    lines = [
+        f"{reference_name} reference: **{reference:.0f} GFLOP/s**. Batch as listed.\n",
+        "| case | variant | px | tokens | D | depth | batch | GFLOP / img-step | compute img/s | compute MFU "
+        f"| end-to-end img/s | end-to-end MFU | e2e / compute | workers | {memory} | reference img/s | speed-up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['case']} | {row['variant']} | {row['img_size']} | {row['tokens']} | {row['embed_dim']} "
+            f"| {row['depth']} | {row['batch']} "
+            f"| {row['gflop_per_image_step']} | {row['compute_img_per_s']} | {row['compute_mfu']} "
+            f"| {row['end_to_end_img_per_s']} | {row['end_to_end_mfu']} | {row['end_to_end_vs_compute']} "
+            f"| {row['loader_workers']} | {row['peak_gpu_mib'] if gpu else row['peak_rss_mib']} "
+            f"| {row['reference_img_per_s'] or '–'} | {row.get('speedup_vs_reference', '–')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -117,50 +185,47 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement (default 40; 6 at 224 px)")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: the product's default)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--variants", nargs="+", default=["fp32"], help="fp32, bf16, fp32-compile, bf16-compile")
+    parser.add_argument("--batch", type=int, default=None, help="global batch for every case (default: per case)")
+    parser.add_argument("--name", default="pretrain_throughput", help="results file stem under benchmarks/results")
     parser.add_argument("--single", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for variant in args.variants:
+        _variant_settings(variant)
     tune_cpu_allocator()
     if args.single:
-        steps = args.steps or (6 if CASES[args.single]["preset"] == "scott-paper" else 40)
-        print(json.dumps(measure_case(args.single, steps, args.workers)))
+        slow = CASES[args.single]["preset"] == "scott-paper" and args.device == "cpu"
+        steps = args.steps or (6 if slow else 40)
+        print(json.dumps(measure_case(args.single, steps, args)))
         return
-    reference = matmul_gflops()
-    print(f"fp32 2048x2048 matmul: {reference:.0f} GFLOP/s", flush=True)
+    reference, reference_name = _reference_rate(args.device)
+    print(f"{reference_name}: {reference:.0f} GFLOP/s", flush=True)
     rows = []
     for name in args.cases:
-        command = [sys.executable, "-m", "benchmarks.pretrain_throughput", "--single", name]
-        if args.steps:
-            command += ["--steps", str(args.steps)]
-        if args.workers is not None:
-            command += ["--workers", str(args.workers)]
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(result.stdout.strip().splitlines()[-1])
-        for kind in ("compute", "end_to_end"):
-            achieved = row[f"{kind}_img_per_s"] * row["gflop_per_image_step"]
-            row[f"{kind}_gflop_per_s"] = round(achieved, 1)
-            row[f"{kind}_mfu"] = round(achieved / reference, 3)
-        row["end_to_end_vs_compute"] = round(row["end_to_end_img_per_s"] / row["compute_img_per_s"], 3)
-        if row["reference_img_per_s"]:
-            row["speedup_vs_reference"] = round(row["end_to_end_img_per_s"] / row["reference_img_per_s"], 2)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    lines = [
-        f"fp32 2048x2048 matmul reference: **{reference:.0f} GFLOP/s**. fp32, batch as listed.\n",
-        "| case | px | tokens | D | depth | batch | GFLOP / img-step | compute img/s | compute MFU "
-        "| end-to-end img/s | end-to-end MFU | e2e / compute | workers | peak RSS MiB | reference img/s | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['case']} | {row['img_size']} | {row['tokens']} | {row['embed_dim']} | {row['depth']} "
-            f"| {row['batch']} "
-            f"| {row['gflop_per_image_step']} | {row['compute_img_per_s']} | {row['compute_mfu']} "
-            f"| {row['end_to_end_img_per_s']} | {row['end_to_end_mfu']} | {row['end_to_end_vs_compute']} "
-            f"| {row['loader_workers']} | {row['peak_rss_mib']} | {row['reference_img_per_s'] or '–'} "
-            f"| {row.get('speedup_vs_reference', '–')} |"
-        )
-    payload = {**run_header(), "matmul_gflop_per_s": round(reference, 1), "rows": rows}
-    write_results("pretrain_throughput", payload, "\n".join(lines) + "\n")
+        for variant in args.variants:
+            command = [sys.executable, "-m", "benchmarks.pretrain_throughput", "--single", name]
+            command += ["--device", args.device, "--variant", variant]
+            for flag, value in (("--steps", args.steps), ("--workers", args.workers), ("--batch", args.batch)):
+                if value is not None:
+                    command += [flag, str(value)]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                print(f"{name} {variant} failed:\n{result.stderr[-4000:]}", flush=True)
+                continue
+            row = json.loads(result.stdout.strip().splitlines()[-1])
+            for kind in ("compute", "end_to_end"):
+                achieved = row[f"{kind}_img_per_s"] * row["gflop_per_image_step"]
+                row[f"{kind}_gflop_per_s"] = round(achieved, 1)
+                row[f"{kind}_mfu"] = round(achieved / reference, 3)
+            row["end_to_end_vs_compute"] = round(row["end_to_end_img_per_s"] / row["compute_img_per_s"], 3)
+            if row["reference_img_per_s"]:
+                row["speedup_vs_reference"] = round(row["end_to_end_img_per_s"] / row["reference_img_per_s"], 2)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    payload = {**run_header(), "matmul_gflop_per_s": round(reference, 1), "reference": reference_name, "rows": rows}
+    write_results(args.name, payload, _markdown(rows, reference, reference_name))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ DETERMINISTIC = ["model.dropout_rate=0", "model.attention_dropout=0", "model.sto
 
 def _args(run_dir: Path, *extra: str, limit: int = 64) -> list[str]:
     args = ["pretrain", "-c", "scott-tiny", "--data", f"npz:{IMAGENETTE}", "-o", str(run_dir), "--limit", str(limit)]
-    args += ["--batch-size", "16", "--workers", "0", "--no-progress"]
+    args += ["--batch-size", "16", "--workers", "0", "--device", "cpu", "--no-progress"]  # gloo, also on a GPU machine
     for override in [*DETERMINISTIC, "run.tensorboard=false", "run.online_probe=false"]:
         args += ["--set", override]
     return args + list(extra)

@@ -65,7 +65,12 @@ class EvaluationConfig(BaseModel):
     test_fraction: float = Field(0.2, ge=0, lt=1)
     split_seed: int = Field(0, ge=0)
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32",
+        description="frozen-encoder forward precision. fp32 by default even on CUDA: pooled features of a weakly "
+        "trained encoder can differ between images by less than bf16's rounding (benchmarks/results/"
+        "eval_precision_h100.md)",
+    )
     num_workers: int = Field(0, ge=0)
 
 

@@ -113,7 +113,11 @@ def test_cli_evaluate_and_embed(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main([*args, "--probes", "linear,knn", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| linear |" in out and "| knn |" in out
-    assert json.loads((tmp_path / "ev" / "results.json").read_text())["encoder"]["which"] == "random-init"
+    written = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert written["encoder"]["which"] == "random-init"
+    assert written["settings"]["precision"] == "fp32"  # the default on every device, recorded
+    assert main([*args, "--probes", "knn", "--precision", "bf16", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["settings"]["precision"] == "bf16"
     encoder = random_encoder(preset_config("scott-tiny")).encoder
     weights = tmp_path / "enc.safetensors"
     save_file(

@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", help="with --random-init and no SOURCE: architecture preset/YAML")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="fp32",
+        help="frozen-encoder forward precision (default fp32; bf16 autocast is faster on a GPU but can blur "
+        "small differences between images' features)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="loader processes for probe training")
     parser.add_argument("--out", help="where results.json / results.md go (default: the run directory)")
     parser.add_argument("--no-progress", action="store_true")
@@ -46,6 +53,7 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
         "probes": probes,
         "seed": args.seed,
         "device": args.device,
+        "precision": args.precision,
         "num_workers": args.workers,
         "augment": not args.no_augment,
     }

@@ -14,6 +14,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from scarce.errors import ConfigError
+
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 
 
@@ -38,6 +40,11 @@ def init_distributed(device: torch.device, timeout: timedelta = DEFAULT_TIMEOUT)
     if world_size <= 1:
         return DistInfo()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda" and local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            f"torchrun started local rank {local_rank} but only {torch.cuda.device_count()} GPU(s) are visible: "
+            "use --nproc_per_node equal to the number of GPUs (one process per GPU), or --device cpu"
+        )
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
