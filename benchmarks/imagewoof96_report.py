@@ -115,14 +115,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: test top-1 per arm and probe (mean and every seed), cost, and the commands."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["arm"], row["probe"]), []).append(row)
+        groups.setdefault((row["arm"], row["probe"].split("/")[0]), []).append(row)  # by family: seeds may select
+        # different configurations (knn-20 / knn-100), listed in seed order
     lines = [
         "| arm | method | encoder | probe | seeds | test top-1 | top-5 | mean/class | F1 | val top-1 "
         "| train min (idle est.) | GFLOP/img train / eval |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (arm, probe), group in sorted(groups.items()):
+    for (arm, family), group in sorted(groups.items()):
         first = group[0]
+        selected = " / ".join(dict.fromkeys(row["probe"].split("/", 1)[-1] for row in group))
+        probe = f"{family}/{selected}"
 
         def mean(key: str, group: list[dict[str, Any]] = group) -> str:
             return f"{statistics.mean(row[key] for row in group):.1f}"
