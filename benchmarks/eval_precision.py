@@ -20,14 +20,13 @@ import torch
 
 from benchmarks.common import run_header, write_results
 from scarce.engine.loop import autocast_factory, select_device
-from scarce.eval.encoders import load_encoder
+from scarce.eval.encoders import LoadedEncoder, load_encoder
 from scarce.eval.features import FrozenEncoder, eval_view, extract
 from scarce.evaluate import EvaluationConfig, evaluate, run_config_of, splits_for
 
 
-def pooled_features(source: str, data: str, device: torch.device, precision: str) -> torch.Tensor:
+def pooled_features(loaded: LoadedEncoder, data: str, device: torch.device, precision: str) -> torch.Tensor:
     """Pooled frozen features ``[M, D]`` of the test split (float32, on the CPU)."""
-    loaded = load_encoder(source)
     settings = EvaluationConfig(probes=("knn",))
     test = splits_for(data, settings, run_config_of(loaded)).test  # the split evaluate() uses
     assert test is not None
@@ -37,13 +36,14 @@ def pooled_features(source: str, data: str, device: torch.device, precision: str
 
 def measure(source: str, data: str, device_name: str, probes: tuple[str, ...]) -> list[dict[str, Any]]:
     device = select_device(device_name)
-    features = {precision: pooled_features(source, data, device, precision) for precision in ("fp32", "bf16")}
+    loaded = load_encoder(source)
+    features = {precision: pooled_features(loaded, data, device, precision) for precision in ("fp32", "bf16")}
     spread = features["fp32"].std(dim=0).mean().item()
     rounding = (features["bf16"] - features["fp32"]).abs().max().item()
     rows = []
     for precision in ("fp32", "bf16"):
         settings = EvaluationConfig(probes=probes, device=device_name, precision=precision)  # type: ignore[arg-type]
-        result = evaluate(load_encoder(source), data, settings, log=lambda _: None, show_progress=False)
+        result = evaluate(loaded, data, settings, log=lambda _: None, show_progress=False)
         for row in result.rows:
             rows.append(
                 {

@@ -115,8 +115,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: test top-1 per arm and probe (mean and every seed), cost, and the commands."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["arm"], row["probe"].split("/")[0]), []).append(row)  # by family: seeds may select
-        # different configurations (knn-20 / knn-100), listed in seed order
+        # by probe family: seeds may select different configurations (knn-20 / knn-100), listed in seed order
+        groups.setdefault((row["arm"], row["probe"].split("/")[0]), []).append(row)
     lines = [
         "| arm | method | encoder | probe | seeds | test top-1 | top-5 | mean/class | F1 | val top-1 "
         "| train min (idle est.) | GFLOP/img train / eval |",
