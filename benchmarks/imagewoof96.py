@@ -77,9 +77,9 @@ class Arm:
         out = str(self.run_dir(seed))
         if self.name in ("A", "C", "E1", "E2"):
             return ["scarce", "evaluate", out, "--data", DATA, "--seed", str(seed), "--no-progress"]
-        if self.name == "D":
+        if self.name in ("D", "Dv"):
             return [
-                "scarce", "evaluate", "--random-init", "-c", PRESET, "--data", DATA,
+                "scarce", "evaluate", "--random-init", "-c", self.encoder, "--data", DATA,
                 "--seed", str(seed), "--out", out, "--no-progress",
             ]  # fmt: skip
         return None  # B: `scarce supervised` tests its best epoch itself
@@ -90,6 +90,7 @@ ARMS = {
     "B": Arm("B", "supervised from scratch", PRESET, (0, 1)),
     "C": Arm("C", "ViT tokenizer + MIM-JEPA (batch-centred targets), frozen", "vit-cpu-96", (0,)),
     "D": Arm("D", "random-init encoder, frozen", PRESET, (0,)),
+    "Dv": Arm("Dv", "random-init ViT-tokenizer encoder, frozen (C's floor)", "vit-cpu-96", (0,)),
     "E1": Arm("E1", "MoCo v2 (S3L), pretrained at 48 px, frozen", "resnet18", (0,)),
     "E2": Arm("E2", "MoCo v2 (S3L), pretrained at 96 px, frozen", "resnet18", (0,)),
 }

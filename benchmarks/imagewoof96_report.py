@@ -154,7 +154,7 @@ def plot(path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(8, 6))
     for arm in ARMS.values():
         for seed in arm.seeds:
             if not results_path(arm, seed).exists():
@@ -172,16 +172,18 @@ def plot(path: Path) -> None:
             axis.plot(minutes, accuracy, label=f"{arm.name} seed {seed}: {arm.method}", linewidth=1.2)
     axis.set_xlabel("training wall-clock (minutes, 2-core Xeon)")
     axis.set_ylabel("validation top-1 (%)")
-    floor = results_path(ARMS["D"], 0)
-    if floor.exists():  # the online probe is a simple attentive probe: compare with the floor's
+    for floor_arm, tokenizer, style in (("D", "SCOTT", "--"), ("Dv", "ViT", ":")):
+        floor = results_path(ARMS[floor_arm], 0)
+        if not floor.exists():
+            continue  # the online probe is a simple attentive probe: compare with the floor's
         simple = [e for e in json.loads(floor.read_text())["results"] if e["probe"] == "simple"]
         if simple:
             level = 100 * simple[0]["val"]["top1"]
-            label = f"D: random init, simple probe ({level:.1f})"
-            axis.axhline(level, color="grey", linestyle="--", linewidth=1, label=label)
+            label = f"{floor_arm}: random-init {tokenizer} encoder, simple probe ({level:.1f})"
+            axis.axhline(level, color="grey", linestyle=style, linewidth=1, label=label)
     axis.set_title("Imagewoof 96 px: validation top-1 during training", fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
