@@ -52,6 +52,16 @@ class Arm:
     encoder: str
     seeds: tuple[int, ...]
 
+    @property
+    def evaluates_trained_run(self) -> bool:
+        """``scarce evaluate RUN`` on a pretrained run (results in ``RUN/eval-context``)."""
+        return self.name in ("A", "C", "E1", "E2")
+
+    @property
+    def random_init(self) -> bool:
+        """``scarce evaluate --random-init`` of the arm's preset, no training."""
+        return self.name in ("D", "Dv")
+
     def run_dir(self, seed: int) -> Path:
         return RUNS / f"{self.name}-s{seed}"
 
@@ -75,9 +85,9 @@ class Arm:
 
     def eval_command(self, seed: int) -> list[str] | None:
         out = str(self.run_dir(seed))
-        if self.name in ("A", "C", "E1", "E2"):
+        if self.evaluates_trained_run:
             return ["scarce", "evaluate", out, "--data", DATA, "--seed", str(seed), "--no-progress"]
-        if self.name in ("D", "Dv"):
+        if self.random_init:
             return [
                 "scarce", "evaluate", "--random-init", "-c", self.encoder, "--data", DATA,
                 "--seed", str(seed), "--out", out, "--no-progress",
@@ -100,8 +110,7 @@ def results_path(arm: Arm, seed: int) -> Path:
     """Where the arm's ``results.json`` lands: ``scarce evaluate`` writes into ``RUN/eval-context``
     (or ``--out``), ``scarce supervised`` into the run directory."""
     run_dir = arm.run_dir(seed)
-    evaluated = arm.name in ("A", "C", "E1", "E2")
-    return run_dir / "eval-context" / "results.json" if evaluated else run_dir / "results.json"
+    return run_dir / "eval-context" / "results.json" if arm.evaluates_trained_run else run_dir / "results.json"
 
 
 def finished_epochs(run_dir: Path) -> int:

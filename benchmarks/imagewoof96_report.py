@@ -172,10 +172,11 @@ def plot(path: Path) -> None:
             axis.plot(minutes, accuracy, label=f"{arm.name} seed {seed}: {arm.method}", linewidth=1.2)
     axis.set_xlabel("training wall-clock (minutes, 2-core Xeon)")
     axis.set_ylabel("validation top-1 (%)")
+    # the online probe is a simple attentive probe: draw each random-init floor's simple probe
     for floor_arm, tokenizer, style in (("D", "SCOTT", "--"), ("Dv", "ViT", ":")):
         floor = results_path(ARMS[floor_arm], 0)
         if not floor.exists():
-            continue  # the online probe is a simple attentive probe: compare with the floor's
+            continue
         simple = [e for e in json.loads(floor.read_text())["results"] if e["probe"] == "simple"]
         if simple:
             level = 100 * simple[0]["val"]["top1"]
