@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import run_header, write_results
-from scarce.engine.loop import autocast_factory, select_device
+from scarce.engine.device import autocast_factory, select_device
 from scarce.eval.encoders import LoadedEncoder, load_encoder
 from scarce.eval.features import FrozenEncoder, eval_view, extract
 from scarce.evaluate import EvaluationConfig, evaluate, run_config_of, splits_for

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scarce.errors import ConfigError
+from scarce.methods import METHODS
+from scarce.models.backbone import BACKBONES, BackboneKind
 from scarce.models.encoder import EncoderConfig
+from scarce.models.probes import HEADS
 from scarce.models.resnet import ResNetConfig
 
 
@@ -43,13 +46,23 @@ class BackboneConfig(Section):
     ViT tokens), or a torchvision ResNet (S3L, Cao & Wu 2021). ResNets read only ``model.img_size``
     (the evaluation resolution) from the ``model`` section."""
 
-    kind: Literal["encoder", "resnet18", "resnet50"] = "encoder"
+    kind: str = Field("encoder", description="a registered backbone: encoder | resnet18 | resnet50")
     cifar_stem: bool = Field(False, description="ResNets: 3x3 stride-1 stem without max-pool (32 px images)")
     drop_last_stage: bool = Field(False, description="ResNets: no layer4 (the S3L small architecture)")
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        return BACKBONES.validate(kind)
+
+    @property
+    def spec(self) -> BackboneKind:
+        """The registered :class:`~scarce.models.backbone.BackboneKind`."""
+        return BACKBONES.get(self.kind)
+
     @property
     def is_resnet(self) -> bool:
-        return self.kind != "encoder"
+        return self.spec.family == "resnet"
 
 
 class MaskingConfig(Section):
@@ -196,7 +209,7 @@ class StageConfig(Section):
 class SupervisedConfig(Section):
     """The supervised baseline (``method: supervised``): backbone + head, end to end."""
 
-    head: Literal["simple", "multihead", "cross", "linear"] = "simple"
+    head: str = Field("simple", description="a registered head: simple | multihead | cross | linear")
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     mixup_alpha: float = Field(0.0, ge=0, description="mixup with Beta(alpha, alpha) (S3L fine-tuning: 1.0)")
     warmup_last_stage_epochs: int = Field(
@@ -205,14 +218,16 @@ class SupervisedConfig(Section):
     init: str | None = Field(None, description="run dir / checkpoint / weights to fine-tune; None: random init")
     init_encoder: Literal["context", "target"] = "context"
 
-
-CONTRASTIVE_METHODS = ("mocov2", "simclr", "byol")
+    @field_validator("head")
+    @classmethod
+    def _known_head(cls, head: str) -> str:
+        return HEADS.validate(head)
 
 
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
-    method: Literal["mimjepa", "supervised", "mocov2", "simclr", "byol"] = "mimjepa"
+    method: str = Field("mimjepa", description="a registered method: mimjepa | mocov2 | simclr | byol | supervised")
     model: ModelConfig = ModelConfig()
     backbone: BackboneConfig = BackboneConfig()
     masking: MaskingConfig = MaskingConfig()
@@ -226,21 +241,14 @@ class ScarceConfig(Section):
     supervised: SupervisedConfig = SupervisedConfig()
     stages: tuple[StageConfig, ...] = ()
 
-    @property
-    def is_contrastive(self) -> bool:
-        return self.method in CONTRASTIVE_METHODS
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        return METHODS.validate(method)
 
     def network_config(self) -> EncoderConfig | ResNetConfig:
         """The config of the backbone this run trains (see :func:`scarce.models.backbone.build_backbone`)."""
-        backbone = self.backbone
-        if not backbone.is_resnet:
-            return self.model.encoder_config()
-        return ResNetConfig(
-            arch=backbone.kind,  # type: ignore[arg-type]
-            cifar_stem=backbone.cifar_stem,
-            drop_last_stage=backbone.drop_last_stage,
-            img_size=self.model.img_size,
-        )
+        return self.backbone.spec.from_sections(self.model, self.backbone)  # type: ignore[return-value]
 
     @property
     def crop_size(self) -> int:
@@ -249,8 +257,8 @@ class ScarceConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ScarceConfig:
-        if self.method == "mimjepa" and self.backbone.is_resnet:
-            raise ValueError("method mimjepa needs backbone.kind encoder (a token mask needs tokens)")
+        method = METHODS.get(self.method)
+        method.check_config(self)
         if not self.backbone.is_resnet and self.crop_size != self.model.img_size:
             raise ValueError(
                 f"augmentation.crop_size {self.crop_size} != model.img_size {self.model.img_size}: a transformer "
@@ -261,22 +269,8 @@ class ScarceConfig(Section):
                 raise ValueError(f"stages: crop_size {stage.crop_size} needs a ResNet backbone")
         if not self.backbone.is_resnet and (self.backbone.cifar_stem or self.backbone.drop_last_stage):
             raise ValueError("backbone.cifar_stem and backbone.drop_last_stage apply to ResNet backbones only")
-        if self.stages and self.method not in ("mimjepa", *CONTRASTIVE_METHODS):
+        if self.stages and not method.pretraining:
             raise ValueError(f"stages are for pretraining methods, not {self.method}")
-        warmup = self.supervised.warmup_last_stage_epochs
-        if warmup:
-            if not self.backbone.is_resnet or self.backbone.drop_last_stage:
-                raise ValueError(
-                    "supervised.warmup_last_stage_epochs needs a ResNet backbone with its last stage "
-                    "(backbone.drop_last_stage false: layer4 is added to the pretrained backbone)"
-                )
-            if self.supervised.init is None:
-                raise ValueError("supervised.warmup_last_stage_epochs needs supervised.init (a pretrained backbone)")
-            if warmup >= self.schedule.epochs:
-                raise ValueError(
-                    f"supervised.warmup_last_stage_epochs {warmup} must be fewer than schedule.epochs "
-                    f"{self.schedule.epochs} (the warm-up is part of the schedule)"
-                )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,14 +328,15 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[keys[-1]] = value
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
+    """Every problem of a pydantic validation error on one line, by dotted key."""
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "config"
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{where}'")
         else:
-            problems.append(f"{where}: {item['msg']}")
+            problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)
 
 
@@ -350,7 +345,7 @@ def build_config(raw: dict[str, Any]) -> ScarceConfig:
     try:
         return ScarceConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"invalid config: {_describe(error)}") from None
+        raise ConfigError(f"invalid config: {describe_validation_error(error)}") from None
 
 
 def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ScarceConfig:

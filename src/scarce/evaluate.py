@@ -1,7 +1,7 @@
 """``scarce.evaluate``: frozen-feature evaluation of an encoder under one honest protocol.
 
-Probe families, each with its configuration selected on the **validation** split carved from the
-training data, then scored **once** on the test split:
+Probe families (registered in :mod:`scarce.eval.families`), each with its configuration selected
+on the **validation** split carved from the training data, then scored **once** on the test split:
 
 - ``attentive``: the paper's simple, multi-head and cross attentive probes trained side by side
   (spec sec. 5); the family's selection is the (probe, epoch) with the best validation top-1;
@@ -23,26 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scarce.config import ScarceConfig, build_config
-from scarce.data.datasets import DataSplits, fingerprint, load_data
-from scarce.data.transforms import PhotometricConfig, SingleViewTransform
-from scarce.engine.loop import autocast_factory, select_device
-from scarce.engine.run_dir import RunDirectory, git_commit
+from scarce.data.datasets import DataSplits, load_data
+from scarce.engine.device import autocast_factory, select_device
+from scarce.engine.run_dir import RunDirectory
 from scarce.errors import ConfigError, DataError
-from scarce.eval.attentive import ProbeRecipe, probe_logits, restore_probe, train_attentive_probes
 from scarce.eval.encoders import LoadedEncoder
-from scarce.eval.features import FrozenEncoder, eval_view, extract
-from scarce.eval.fewshot import few_shot_eval
-from scarce.eval.knn import knn_sweep
-from scarce.eval.linear import train_linear_probe
-from scarce.eval.metrics import classification_report
+from scarce.eval.families import PROBE_FAMILIES, ProbeContext
+from scarce.eval.features import FrozenEncoder, eval_view
 from scarce.eval.report import write_report
-from scarce.runtime import environment_info
-
-ProbeFamily = Literal["attentive", "linear", "knn", "fewshot"]
+from scarce.eval.results import headline_row, results_payload, split_record
+from scarce.models.probes import attentive_heads
 
 
 class EvaluationConfig(BaseModel):
@@ -50,8 +43,10 @@ class EvaluationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    probes: tuple[ProbeFamily, ...] = ("attentive", "linear", "knn", "fewshot")
-    attentive_kinds: tuple[Literal["simple", "multihead", "cross"], ...] = ("simple", "multihead", "cross")
+    probes: tuple[str, ...] = Field(
+        ("attentive", "linear", "knn", "fewshot"), description="registered probe families (PROBE_FAMILIES)"
+    )
+    attentive_kinds: tuple[str, ...] = Field(default_factory=attentive_heads, description="attentive heads to train")
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
     warmup_epochs: float = Field(20, ge=0)
@@ -72,6 +67,19 @@ class EvaluationConfig(BaseModel):
         "eval_precision_h100.md)",
     )
     num_workers: int = Field(0, ge=0)
+
+    @field_validator("probes")
+    @classmethod
+    def _known_families(cls, probes: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(PROBE_FAMILIES.validate(name) for name in probes)
+
+    @field_validator("attentive_kinds")
+    @classmethod
+    def _attentive_heads(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [kind for kind in kinds if kind not in attentive_heads()]
+        if unknown:
+            raise ValueError(f"unknown attentive probes {unknown}; known: {', '.join(attentive_heads())}")
+        return kinds
 
 
 @dataclass
@@ -103,16 +111,6 @@ def run_config_of(loaded: LoadedEncoder) -> ScarceConfig | None:
     return build_config(RunDirectory(loaded.run_dir).read_config())
 
 
-def _row(family: str, probe: str, selected: dict[str, Any], val: Any, test: Any | None) -> dict[str, Any]:
-    return {
-        "family": family,
-        "probe": probe,
-        "selected": selected,
-        "val": val.to_dict(),
-        "test": None if test is None else test.to_dict(),
-    }
-
-
 def evaluate(
     loaded: LoadedEncoder,
     data_spec: str,
@@ -122,154 +120,63 @@ def evaluate(
     log: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> EvaluationResult:
-    """Evaluate ``loaded.encoder`` frozen on ``data_spec``; write ``results.json`` / ``results.md``."""
+    """Evaluate ``loaded.encoder`` frozen on ``data_spec`` with each family of ``settings.probes``
+    (see :data:`scarce.eval.families.PROBE_FAMILIES`); write ``results.json`` / ``results.md``."""
     started = time.perf_counter()
     settings = settings or EvaluationConfig()
     if not settings.probes:
         raise ConfigError("no probe family selected")
     run_config = run_config_of(loaded)
     splits = splits_for(data_spec, settings, run_config)
-    train, val, test = splits.train, splits.val, splits.test
-    assert val is not None and test is not None and val.labels is not None and test.labels is not None
-    assert train.labels is not None
+    named = splits.named()
     device = select_device(settings.device)
     frozen = FrozenEncoder(
         loaded.encoder, device, autocast_factory(device, settings.precision), settings.linear_last_blocks
     )
     size = loaded.encoder.config.img_size
-    num_classes = train.num_classes
-    views = {name: eval_view(split, size) for name, split in (("train", train), ("val", val), ("test", test))}
+    context = ProbeContext(
+        frozen=frozen,
+        splits=named,
+        views={name: eval_view(split, size) for name, split in named.items()},
+        settings=settings,
+        device=device,
+        log=log,
+        show_progress=show_progress,
+    )
     rows: list[dict[str, Any]] = []
-    timings: dict[str, float] = {}
-    pooled: dict[str, torch.Tensor] = {}
-    if {"linear", "knn", "fewshot"} & set(settings.probes):
-        tick = time.perf_counter()
-        pooled = {name: extract(frozen.pooled, images) for name, images in views.items()}
-        timings["pooled_features"] = time.perf_counter() - tick
-
-    if "attentive" in settings.probes:
-        tick = time.perf_counter()
-        val_tokens = extract(frozen.tokens, views["val"])
-        photometric = PhotometricConfig() if settings.augment else PhotometricConfig(p=0.0)
-        transform = SingleViewTransform(
-            size,
-            photometric=photometric,
-            flip_p=0.5 if settings.augment else 0.0,
-            scale=(0.2, 1.0) if settings.augment else (1.0, 1.0),
-        )
-        recipe = ProbeRecipe(
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            warmup_epochs=settings.warmup_epochs,
-            seed=settings.seed,
-        )
-        selections = train_attentive_probes(
-            frozen,
-            train,
-            val_tokens,
-            val.labels,
-            transform,
-            settings.attentive_kinds,
-            recipe,
-            num_workers=settings.num_workers,
-            log=log,
-            show_progress=show_progress,
-        )
-        best_kind = max(selections.values(), key=lambda s: s.best_val_top1).kind
-        test_tokens = extract(frozen.tokens, views["test"])
-        for kind, selection in selections.items():
-            probe = restore_probe(selection, loaded.encoder.embed_dim, num_classes, device)
-            val_report = classification_report(probe_logits(probe, val_tokens, device), val.labels, num_classes)
-            test_report = None
-            if kind == best_kind:  # the family's selection: the only attentive probe scored on test
-                test_report = classification_report(probe_logits(probe, test_tokens, device), test.labels, num_classes)
-            rows.append(_row("attentive", kind, {"epoch": selection.best_epoch}, val_report, test_report))
-        timings["attentive"] = time.perf_counter() - tick
-
-    if "linear" in settings.probes:
-        tick = time.perf_counter()
-        linear = train_linear_probe(
-            pooled["train"], train.labels, pooled["val"], val.labels, num_classes, seed=settings.seed
-        )
-        selected = {
-            "lr": linear.lr,
-            "weight_decay": linear.weight_decay,
-            "epoch": linear.epoch,
-            "last_blocks": settings.linear_last_blocks,
-        }
-        rows.append(
-            _row(
-                "linear",
-                "linear",
-                selected,
-                classification_report(linear.logits(pooled["val"]), val.labels, num_classes),
-                classification_report(linear.logits(pooled["test"]), test.labels, num_classes),
-            )
-        )
-        timings["linear"] = time.perf_counter() - tick
-
-    if "knn" in settings.probes:
-        tick = time.perf_counter()
-        val_scores = knn_sweep(pooled["train"], train.labels, pooled["val"], num_classes, ks=settings.knn_ks)
-        val_top1 = {k: (scores.argmax(-1) == val.labels).float().mean().item() for k, scores in val_scores.items()}
-        best_k = max(settings.knn_ks, key=lambda k: (val_top1[k], -k))
-        test_scores = knn_sweep(pooled["train"], train.labels, pooled["test"], num_classes, ks=(best_k,))[best_k]
-        rows.append(
-            _row(
-                "knn",
-                f"knn-{best_k}",
-                {"k": best_k, "val_top1_by_k": val_top1},
-                classification_report(val_scores[best_k], val.labels, num_classes),
-                classification_report(test_scores, test.labels, num_classes),
-            )
-        )
-        timings["knn"] = time.perf_counter() - tick
-
     fewshot: list[dict[str, Any]] = []
-    if "fewshot" in settings.probes:
+    for family in settings.probes:
         tick = time.perf_counter()
-        results = few_shot_eval(
-            pooled["train"],
-            train.labels,
-            pooled["test"],
-            test.labels,
-            num_classes,
-            shots=settings.fewshot_shots,
-            draws=settings.fewshot_draws,
-            seed=settings.seed,
-        )
-        fewshot = [
-            {"shots": r.shots, "method": r.method, "mean": r.mean, "std": r.std, "accuracies": r.accuracies}
-            for r in results
-        ]
-        timings["fewshot"] = time.perf_counter() - tick
-
-    selectable = [row for row in rows if row["test"] is not None]
-    headline = max(selectable, key=lambda row: row["val"]["top1"]) if selectable else None
+        outcome = PROBE_FAMILIES.get(family)(context)
+        rows += outcome.rows
+        fewshot += outcome.fewshot
+        context.timings[family] = time.perf_counter() - tick
     protocol = {
-        "pretraining": run_config.data.protocol
-        if run_config is not None
-        else ("none (random init)" if loaded.which == "random-init" else "unknown (not a scarce run)"),
+        "pretraining": _pretraining(loaded, run_config),
         "selection": "per probe family: configuration with the best validation top-1; headline: best family on val",
         "test": "evaluated once per family, by its selected configuration",
         "splits": splits.info,
-        "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
-        "fingerprints": {"train": fingerprint(train), "val": fingerprint(val), "test": fingerprint(test)},
+        **split_record(named),
         "seed": settings.seed,
     }
-    payload = {
-        "encoder": {"source": loaded.source, "which": loaded.which, "config": loaded.encoder.config.model_dump()},
-        "data": data_spec,
-        "protocol": protocol,
-        "settings": settings.model_dump(mode="json"),
-        "results": rows,
-        "fewshot": fewshot,
-        "headline": None if headline is None else {"family": headline["family"], "probe": headline["probe"]},
-        "seconds": time.perf_counter() - started,
-        "timings": timings,
-        "environment": {**environment_info(), "git_commit": git_commit(), "device": str(device)},
-    }
-    result = EvaluationResult(rows=rows, fewshot=fewshot, headline=headline, payload=payload)
+    payload = results_payload(
+        encoder={"source": loaded.source, "which": loaded.which, "config": loaded.encoder.config.model_dump()},
+        data=data_spec,
+        protocol=protocol,
+        rows=rows,
+        fewshot=fewshot,
+        device=device,
+        seconds=time.perf_counter() - started,
+        settings=settings.model_dump(mode="json"),
+        timings=context.timings,
+    )
+    result = EvaluationResult(rows=rows, fewshot=fewshot, headline=headline_row(rows), payload=payload)
     if out_dir is not None:
         log(write_report(Path(out_dir), payload))
     return result
+
+
+def _pretraining(loaded: LoadedEncoder, run_config: ScarceConfig | None) -> str:
+    if run_config is not None:
+        return run_config.data.protocol
+    return "none (random init)" if loaded.which == "random-init" else "unknown (not a scarce run)"

@@ -25,15 +25,15 @@ from scarce.config import ScarceConfig, build_config, config_differences
 from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
 from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
-from scarce.engine.checkpoint import atomic_write, load_checkpoint, load_state_dict_strict
+from scarce.engine.checkpoint import atomic_write, load_resume_checkpoint, load_state_dict_strict
+from scarce.engine.device import select_device
 from scarce.engine.distributed import DistInfo, barrier, init_distributed, process_device
-from scarce.engine.loop import Trainer, select_device
+from scarce.engine.loop import Trainer
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError, ConfigError, DataError
 from scarce.eval.features import eval_view
 from scarce.flops import forward_flops_per_image
-from scarce.masking import make_mask_generator
-from scarce.methods.base import Method
+from scarce.methods import METHODS, Method
 from scarce.models.backbone import backbone_metadata, build_backbone
 from scarce.runtime import environment_info
 
@@ -183,31 +183,19 @@ def build_trainer(
     dist_info: DistInfo | None = None,
 ) -> Trainer:
     """Method, mask generator, augmented dataset, online-probe data and the :class:`Trainer`."""
-    supervised = config.method == "supervised"
-    if supervised and not data.train.is_labelled:
-        raise DataError(f"supervised training needs labelled images; {config.data.spec} has none")
-    images = data.train if supervised else data.pretrain_images
-    method = build_method(config, data.train.num_classes, train_size=len(images))
-    if config.method == "mocov2" and len(images) < config.contrastive.queue_size:
-        log(
-            f"MoCo queue: {len(images)} negatives (contrastive.queue_size {config.contrastive.queue_size} is capped at "
-            "the number of training images, as in S3L)"
-        )
-    if dist_info is not None and dist_info.enabled and config.supervised.warmup_last_stage_epochs and supervised:
+    method_class = METHODS.get(config.method)
+    labelled_only = method_class.needs_labels
+    if labelled_only and not data.train.is_labelled:
+        raise DataError(f"{config.method} training needs labelled images; {config.data.spec} has none")
+    images = data.train if labelled_only else data.pretrain_images
+    method = build_method(config, data.train.num_classes, train_size=len(images), log=log)
+    if dist_info is not None and dist_info.enabled and config.supervised.warmup_last_stage_epochs and labelled_only:
         raise ConfigError("supervised.warmup_last_stage_epochs runs on one process (it changes which parameters train)")
-    mask_generator = None
-    if config.method == "mimjepa":
-        grid = method.export_encoders()["encoder"].grid_size  # type: ignore[union-attr]
-        masking = config.masking
-        mask_kwargs: dict[str, Any] = {}
-        if masking.kind == "blockwise":
-            mask_kwargs = {"placement": masking.placement, "min_area": masking.min_area}
-        mask_generator = make_mask_generator(masking.kind, grid, masking.ratio, **mask_kwargs)
-    dataset = AugmentedViews(images, build_transform(config), mask_generator, config.run.seed)
+    dataset = AugmentedViews(images, build_transform(config), method.mask_generator(config), config.run.seed)
     val = data.splits.val
     val_labelled = val is not None and val.is_labelled
-    probe_ready = data.train.is_labelled and val_labelled and config.run.online_probe and not supervised
-    needs_val = probe_ready or (supervised and val_labelled)
+    probe_ready = data.train.is_labelled and val_labelled and config.run.online_probe and method_class.pretraining
+    needs_val = probe_ready or (labelled_only and val_labelled)
     return Trainer(
         method,
         config,
@@ -271,7 +259,7 @@ def pretrain(
             stage_config, stage_run, data, device, show_progress=show_progress, log=log, dist_info=info
         )
         if stage_resume:
-            trainer.restore(load_checkpoint(stage_run.last_checkpoint))
+            trainer.restore(load_resume_checkpoint(stage_run.checkpoints, log)[1])
             log(f"resumed {stage_run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
         elif carried is not None:
             load_state_dict_strict(trainer.method, carried, f"stage {index} method state")

@@ -18,16 +18,17 @@ import torch
 
 from scarce.config import ScarceConfig
 from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
-from scarce.engine.loop import autocast_factory, select_device
-from scarce.engine.run_dir import RunDirectory, git_commit
+from scarce.engine.device import autocast_factory, select_device
+from scarce.engine.run_dir import RunDirectory
 from scarce.errors import CheckpointError
+from scarce.eval.families import result_row
 from scarce.eval.features import eval_view, extract
 from scarce.eval.metrics import classification_report
 from scarce.eval.report import write_report
+from scarce.eval.results import results_payload, split_record
 from scarce.methods.supervised import Supervised
 from scarce.models.backbone import build_backbone
 from scarce.pretrain import PretrainResult, prepare_data, pretrain
-from scarce.runtime import environment_info
 
 SUPERVISED_RECIPE = (
     "method=supervised",
@@ -69,41 +70,28 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
     num_classes = data.train.num_classes
     val_report = classification_report(extract(logits, eval_view(val, size), batch), val.labels, num_classes)
     test_report = classification_report(extract(logits, eval_view(test, size), batch), test.labels, num_classes)
+    init = config.supervised.init
+    protocol = {
+        "pretraining": f"fine-tuned from {init}" if init else "none (supervised)",
+        "selection": "the epoch with the best validation top-1",
+        "test": "evaluated once, by the selected epoch",
+        "splits": data.splits.info,
+        **split_record({"train": data.train, "val": val, "test": test}),
+        "seed": config.run.seed,
+    }
     best_epoch = payload["state"]["best_epoch"]
-    source = (
-        "supervised fine-tuning of " + config.supervised.init if config.supervised.init else "supervised from scratch"
-    )
-    result = {
-        "encoder": {
-            "source": f"{run.path} ({source})",
+    result = results_payload(
+        encoder={
+            "source": f"{run.path} ({'supervised fine-tuning of ' + init if init else 'supervised from scratch'})",
             "which": "supervised",
             "config": config.network_config().model_dump(),
         },
-        "data": config.data.spec,
-        "protocol": {
-            "pretraining": "none (supervised)"
-            if not config.supervised.init
-            else f"fine-tuned from {config.supervised.init}",
-            "selection": "the epoch with the best validation top-1",
-            "test": "evaluated once, by the selected epoch",
-            "splits": data.splits.info,
-            "split_sizes": {"train": len(data.train), "val": len(val), "test": len(test)},
-            "seed": config.run.seed,
-        },
-        "results": [
-            {
-                "family": "supervised",
-                "probe": config.supervised.head,
-                "selected": {"epoch": best_epoch},
-                "val": val_report.to_dict(),
-                "test": test_report.to_dict(),
-            }
-        ],
-        "fewshot": [],
-        "headline": {"family": "supervised", "probe": config.supervised.head},
-        "seconds": 0.0,
-        "environment": {**environment_info(), "git_commit": git_commit(), "device": str(device)},
-    }
+        data=config.data.spec,
+        protocol=protocol,
+        rows=[result_row("supervised", config.supervised.head, {"epoch": best_epoch}, val_report, test_report)],
+        device=device,
+        seconds=0.0,
+    )
     log(write_report(run.path, result))
     return result
 

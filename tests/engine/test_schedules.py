@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from scarce.config import load_config
-from scarce.engine.loop import Schedules
+from scarce.engine.optim import Schedules
 from scarce.engine.schedules import Cosine, Linear, WarmupFlatCosine
 
 STEPS_PER_EPOCH = 127

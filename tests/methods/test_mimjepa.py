@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from scarce.methods.base import Batch
-from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1, target_layer_norm
+from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
 from scarce.models import build_predictor, create_encoder
-from tests.conftest import random_keep_mask
+from scarce.models.layers import token_layer_norm
+from tests.helpers import random_keep_mask
 
 
 def test_masked_smooth_l1_hand_computed() -> None:
@@ -86,7 +87,7 @@ def test_training_step_gradients_reach_context_and_predictor_only() -> None:
     assert method.predictor.head[2].weight.grad is not None
     # targets are normalised tokens of the full second view
     torch.testing.assert_close(output.probe_tokens.mean(-1), torch.zeros(4, 64), atol=1e-5, rtol=0)
-    torch.testing.assert_close(target_layer_norm(output.probe_tokens), output.probe_tokens, atol=1e-4, rtol=0)
+    torch.testing.assert_close(token_layer_norm(output.probe_tokens), output.probe_tokens, atol=1e-4, rtol=0)
 
 
 def test_update_ema_moves_target_towards_context() -> None:

@@ -136,7 +136,7 @@ def test_forward_intermediates(drop_last_stage: bool) -> None:
     expansion = backbone.embed_dim // (64 * 2 ** (num_stages - 1))
     indices = [-1, -2, -num_stages, 0]
     with torch.no_grad():
-        outputs = backbone.forward_intermediates(images, indices)
+        outputs = backbone.forward_intermediates(images, indices=indices)
         last = backbone(images)
     assert len(outputs) == len(indices)
     for index, out in zip(indices, outputs, strict=True):
@@ -147,7 +147,7 @@ def test_forward_intermediates(drop_last_stage: bool) -> None:
     torch.testing.assert_close(outputs[2], outputs[3])
     for bad in (num_stages, -num_stages - 1):
         with pytest.raises(ValueError, match="out of range"):
-            backbone.forward_intermediates(images, [bad])
+            backbone.forward_intermediates(images, indices=[bad])
 
 
 def test_add_last_stage() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scarce.commands.base import register_command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run directory, checkpoint (.pt) or weights (.safetensors)")
@@ -21,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from scarce.engine.checkpoint import atomic_write
-    from scarce.engine.loop import select_device
+    from scarce.engine.device import select_device
     from scarce.errors import ConfigError
     from scarce.eval.encoders import load_encoder
     from scarce.eval.features import FrozenEncoder, eval_view, extract
@@ -64,3 +66,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(out, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
     print(f"wrote {len(ids)} embeddings ({arrays['features'].shape[1]}-d) to {out}")
     return 0
+
+
+register_command("embed", run, add_arguments)

@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scarce.commands.base import register_command
+
 if TYPE_CHECKING:
     from scarce.evaluate import EvaluationConfig
 
-FAMILIES = ("attentive", "linear", "knn", "fewshot")
+DEFAULT_FAMILIES = "attentive,linear,knn,fewshot"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="context",
         help="which encoder of a run (default: context, as in the paper)",
     )
-    parser.add_argument("--probes", default=",".join(FAMILIES), help=f"comma-separated subset of {','.join(FAMILIES)}")
+    parser.add_argument(
+        "--probes", default=DEFAULT_FAMILIES, help=f"comma-separated probe families (default {DEFAULT_FAMILIES})"
+    )
     parser.add_argument("--epochs", type=int, help="attentive-probe epochs (default 100, the paper's)")
     parser.add_argument("--batch-size", type=int, help="attentive-probe batch size (default 64)")
     parser.add_argument("--no-augment", action="store_true", help="train attentive probes on un-augmented images")
@@ -42,13 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> EvaluationConfig:
+    from pydantic import ValidationError
+
+    from scarce.config import describe_validation_error
     from scarce.errors import ConfigError
     from scarce.evaluate import EvaluationConfig
 
     probes = tuple(name.strip() for name in args.probes.split(",") if name.strip())
-    unknown = [name for name in probes if name not in FAMILIES]
-    if unknown:
-        raise ConfigError(f"unknown probe families {unknown}; choose from {', '.join(FAMILIES)}")
     options: dict[str, object] = {
         "probes": probes,
         "seed": args.seed,
@@ -62,7 +66,10 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
         options["warmup_epochs"] = min(20.0, args.epochs / 5)  # the paper's 20/100 share
     if args.batch_size is not None:
         options["batch_size"] = args.batch_size
-    return EvaluationConfig(**options)  # type: ignore[arg-type]
+    try:
+        return EvaluationConfig(**options)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(f"invalid evaluation settings: {describe_validation_error(error)}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,3 +103,6 @@ def run(args: argparse.Namespace) -> int:
         out = Path(loaded.run_dir) / ("eval-random-init" if args.random_init else f"eval-{args.encoder}")
     evaluate(loaded, args.data, settings, out, show_progress=False if args.no_progress else None)
     return 0
+
+
+register_command("evaluate", run, add_arguments)

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from scarce.commands.base import register_command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -95,3 +97,6 @@ def run(args: argparse.Namespace) -> int:
     from scarce.pretrain import pretrain
 
     return execute(args, (), pretrain)
+
+
+register_command("pretrain", run, add_arguments)

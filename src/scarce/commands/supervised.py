@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from scarce.commands.base import register_command
 from scarce.commands.pretrain import add_arguments as add_training_arguments
 from scarce.commands.pretrain import execute
 
@@ -34,3 +35,6 @@ def run(args: argparse.Namespace) -> int:
     if args.init:
         recipe += [f"supervised.init={args.init}", f"supervised.init_encoder={args.init_encoder}"]
     return execute(args, recipe, lambda *a, **k: train_supervised(*a, **k)[0])
+
+
+register_command("supervised", run, add_arguments)

@@ -1,10 +1,11 @@
 """The generic training loop: any :class:`~scarce.methods.base.Method`, any device.
 
-It owns what every method needs and no method should rewrite: device and precision, the
-optimiser with per-iteration LR / weight-decay schedules, the EMA momentum schedule, gradient
+It owns what every method needs and no method should rewrite: the optimiser with per-iteration
+LR / weight-decay schedules (:mod:`scarce.engine.optim`), the EMA momentum schedule, gradient
 accumulation and clipping, checkpoints (atomic; exact resume of model, EMA, optimiser, schedules,
 RNG and data order), SIGINT/SIGTERM handling, NaN detection, logging, progress and the online
-probe. Multi-process training plugs in through the sampler's ``rank`` / ``world_size``.
+probe. Device and precision come from :mod:`scarce.engine.device`. Multi-process training plugs in
+through the sampler's ``rank`` / ``world_size``. It imports no method module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,49 +26,26 @@ from tqdm import tqdm
 
 from scarce.config import ScarceConfig
 from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loader
+from scarce.data.transforms import normalize_batch
 from scarce.engine.checkpoint import load_state_dict_strict, save_checkpoint
-from scarce.engine.diagnostics import effective_rank, token_std_across_batch
+from scarce.engine.device import autocast_factory, rng_state, set_rng_state
 from scarce.engine.distributed import DistInfo, all_reduce_mean, any_rank, barrier
+from scarce.engine.epoch_stats import EpochStats
 from scarce.engine.metrics_log import JsonlLog, MetricsLogger
 from scarce.engine.online_probe import OnlineProbe
+from scarce.engine.optim import Schedules, build_optimizer
 from scarce.engine.run_dir import RunDirectory
-from scarce.engine.schedules import Cosine, Linear, WarmupFlatCosine
-from scarce.errors import ConfigError, DataError, ScarceError
+from scarce.errors import CheckpointError, ConfigError, DataError, ScarceError
 from scarce.eval.features import extract
 from scarce.methods.base import Batch, Method
+from scarce.models.layers import token_layer_norm
 
-MAX_RANK_FEATURES = 2048
 WORKER_NICENESS = 10
 COLLAPSE_RANK_FRACTION = 0.25
 
 
 class TrainingDivergedError(ScarceError):
     """The loss became NaN or infinite."""
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA if available, else Apple MPS, else CPU; otherwise the named device."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ScarceError(f"unknown device {name!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ScarceError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager[Any]]:
-    """A context-manager factory: bf16 autocast on CUDA by default (or when asked), else nothing."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @dataclass
@@ -81,60 +58,6 @@ class TrainState:
     best_val_top1: float = -1.0  # methods that classify: best validation top-1 so far, and its epoch
     best_epoch: int = 0
     first_effective_rank: float | None = None  # the collapse warning compares against epoch 1
-
-
-@dataclass
-class Schedules:
-    lr: WarmupFlatCosine
-    weight_decay: Linear
-    momentum: Linear | Cosine
-
-    @classmethod
-    def from_config(cls, config: ScarceConfig, steps_per_epoch: int) -> Schedules:
-        total = config.schedule.epochs * steps_per_epoch
-        optim, schedule = config.optim, config.schedule
-        momentum_cls = Linear if schedule.ema_schedule == "linear" else Cosine
-        return cls(
-            lr=WarmupFlatCosine(
-                start=optim.scaled(optim.start_lr, config.run.batch_size),
-                peak=optim.scaled(optim.lr, config.run.batch_size),
-                final=optim.scaled(optim.final_lr, config.run.batch_size),
-                total_steps=total,
-                warmup_steps=round(schedule.warmup_epochs * steps_per_epoch),
-                flat_fraction=schedule.flat_fraction,
-            ),
-            weight_decay=Linear(optim.weight_decay, optim.final_weight_decay, total),
-            momentum=momentum_cls(schedule.ema_start, schedule.ema_end, total),
-        )
-
-
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def build_optimizer(method: Method, config: ScarceConfig) -> torch.optim.Optimizer:
-    """AdamW (MIM-JEPA, spec sec. 4.7) or SGD with momentum (S3L) over the method's parameter
-    groups; the loop sets each group's LR and weight decay every step from the schedules."""
-    optim = config.optim
-    groups = method.parameter_groups()
-    if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)  # type: ignore[arg-type]
-    return torch.optim.AdamW(
-        groups,  # type: ignore[arg-type]
-        lr=optim.lr,
-        betas=optim.betas,
-        eps=optim.eps,
-        weight_decay=optim.weight_decay,
-    )
 
 
 class NullLogger:
@@ -200,11 +123,35 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda _: None)
         self.show_progress = show_progress if self.dist.is_main else False
         self.method = method.to(device)
-        run = config.run
         self.accumulation = config.optim.accumulation_steps
+        self.sampler = self._make_sampler(len(dataset))
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.model = self._distributed(method)
+        self.loader = make_train_loader(
+            dataset,
+            self.sampler,
+            num_workers,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_init_worker,
+            seed=config.run.seed,
+        )
+        self.schedules = Schedules.from_config(config, self.steps_per_epoch)
+        self.total_steps = config.schedule.epochs * self.steps_per_epoch
+        self.optimizer = build_optimizer(method, config)
+        self.autocast = autocast_factory(device, config.run.precision)
+        self.state = TrainState()
+        self.val_images, self.val_labels = val_images, val_labels
+        self.probe = self._make_probe(num_classes)
+        self._stop_signal: int | None = None
+        if config.run.compile:
+            for module in method.trainable_modules().values():
+                module.compile()
+
+    def _make_sampler(self, num_images: int) -> EpochBatchSampler:
+        run = self.config.run
         try:
-            self.sampler = EpochBatchSampler(
-                len(dataset),
+            sampler = EpochBatchSampler(
+                num_images,
                 run.batch_size,
                 run.seed,
                 run.drop_last,
@@ -214,39 +161,29 @@ class Trainer:
             )
         except ValueError as error:
             raise ConfigError(f"run.batch_size is the global batch: {error}") from None
-        self.steps_per_epoch = self.sampler.steps_per_epoch
-        if self.steps_per_epoch < 1:
+        if sampler.steps_per_epoch < 1:
             raise DataError(
-                f"{len(dataset)} training images are fewer than one batch of {run.batch_size}; "
+                f"{num_images} training images are fewer than one batch of {run.batch_size}; "
                 "lower --batch-size or add images"
             )
-        self.model: torch.nn.Module = method
-        if self.dist.enabled:
-            device_ids = [device.index] if device.type == "cuda" else None
-            self.model = DistributedDataParallel(method, device_ids=device_ids, static_graph=True)
-        self.loader = make_train_loader(
-            dataset,
-            self.sampler,
-            num_workers,
-            pin_memory=device.type == "cuda",
-            worker_init_fn=_init_worker,
-            seed=run.seed,
-        )
-        self.schedules = Schedules.from_config(config, self.steps_per_epoch)
-        self.total_steps = config.schedule.epochs * self.steps_per_epoch
-        self.optimizer = build_optimizer(method, config)
-        self.autocast = autocast_factory(device, run.precision)
-        self.state = TrainState()
-        self.val_images, self.val_labels = val_images, val_labels
-        self.probe: OnlineProbe | None = None
-        wants_probe = run.online_probe and num_classes > 0 and val_images is not None and val_labels is not None
-        if wants_probe and self.dist.is_main:  # monitoring only: rank 0 trains it on its own slices
-            embed_dim = next(iter(method.export_encoders().values())).embed_dim  # type: ignore[union-attr]
-            self.probe = OnlineProbe(int(embed_dim), num_classes, run.probe_lr, run.probe_weight_decay, device)
-        self._stop_signal: int | None = None
-        if run.compile:
-            for module in method.trainable_modules().values():
-                module.compile()
+        return sampler
+
+    def _distributed(self, method: Method) -> torch.nn.Module:
+        """``method`` itself on one process, else wrapped in ``DistributedDataParallel``."""
+        if not self.dist.enabled:
+            return method
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(method, device_ids=device_ids, static_graph=True)
+
+    def _make_probe(self, num_classes: int) -> OnlineProbe | None:
+        """The online probe (monitoring only: rank 0 trains it on its own slices), when asked for
+        and the data has labels and a validation split."""
+        run = self.config.run
+        has_val = self.val_images is not None and self.val_labels is not None
+        if not (run.online_probe and num_classes > 0 and has_val and self.dist.is_main):
+            return None
+        embed_dim = int(self.method.monitor_encoder().embed_dim)  # type: ignore[arg-type]
+        return OnlineProbe(embed_dim, num_classes, run.probe_lr, run.probe_weight_decay, self.device)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -268,26 +205,24 @@ class Trainer:
                 save_checkpoint(self.run_dir.epoch_checkpoint(self.state.epoch), payload)
         barrier(self.dist)
 
-    def restore(self, payload: dict[str, Any]) -> None:
-        """Continue exactly from a checkpoint written by :meth:`save`."""
-        load_state_dict_strict(self.method, payload["method"], "checkpoint model weights")
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.probe is not None and payload.get("probe") is not None:
-            self.probe.load_state_dict(payload["probe"])
-        self.state = TrainState(**payload["state"])
-        set_rng_state(payload["rng"])
+    def restore(self, payload: dict[str, Any], source: str = "checkpoint") -> None:
+        """Continue exactly from a checkpoint written by :meth:`save`; contents that do not fit
+        this run (optimiser groups, state fields, RNG) are a one-line :class:`CheckpointError`."""
+        load_state_dict_strict(self.method, payload["method"], f"{source}: model weights")
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+            if self.probe is not None and payload.get("probe") is not None:
+                self.probe.load_state_dict(payload["probe"])
+            state = TrainState(**payload["state"])
+            set_rng_state(payload["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"{source}: its training state does not fit this run: {problem}") from None
+        self.state = state
         JsonlLog.truncate(self.run_dir.metrics_path, "step", self.state.step)
         JsonlLog.truncate(self.run_dir.epochs_path, "epoch", self.state.epoch)
 
     # ------------------------------------------------------------------ one step
-    def _set_schedules(self) -> tuple[float, float, float]:
-        step = self.state.step
-        lr, weight_decay = self.schedules.lr(step), self.schedules.weight_decay(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-            group["weight_decay"] = weight_decay * group.get("wd_scale", 1.0)
-        return lr, weight_decay, self.schedules.momentum(step)
-
     def train_step(
         self, batch: Batch, boundary: bool = True, momentum: float | None = None
     ) -> tuple[float, Tensor | None, dict[str, float]]:
@@ -309,31 +244,30 @@ class Trainer:
                 f"The last good checkpoint is {self.run_dir.last_checkpoint}"
             )
         if boundary:
-            if self.config.optim.clip_grad is not None:
-                parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(parameters, self.config.optim.clip_grad)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.method.update_ema(momentum)
+            self._optimizer_step(momentum)
         if self.probe is not None and output.probe_tokens is not None and batch.labels is not None:
             self.probe.train_step(output.probe_tokens, batch.labels)
         extras = {key: float(value) for key, value in output.metrics.items() if key != "loss"}
         return loss_value, output.probe_tokens, extras
 
-    # ------------------------------------------------------------------ epochs
-    def _epoch_batches(self) -> Iterator[Batch]:
-        self.sampler.set_epoch(self.state.epoch, self.state.step_in_epoch)
-        yield from self.loader
+    def _optimizer_step(self, momentum: float) -> None:
+        """Clip, step, clear the gradients, update the momentum networks."""
+        if self.config.optim.clip_grad is not None:
+            parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(parameters, self.config.optim.clip_grad)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.update_ema(momentum)
 
+    # ------------------------------------------------------------------ validation
     def _validate(self) -> float | None:
+        """The online probe's validation top-1 on the monitored encoder's LayerNorm-ed tokens."""
         if self.probe is None or self.val_images is None or self.val_labels is None:
             return None
         encoder = self.method.monitor_encoder()
-        from scarce.data.transforms import normalize_batch
-        from scarce.methods.mimjepa import target_layer_norm
 
         def features(images: Tensor) -> Tensor:
-            return target_layer_norm(encoder(normalize_batch(images)))
+            return token_layer_norm(encoder(normalize_batch(images)))
 
         was_training = encoder.training
         encoder.eval()  # no dropout, and BatchNorm statistics never see validation images
@@ -343,17 +277,6 @@ class Trainer:
             )
         finally:
             encoder.train(was_training)
-
-    def _warn_on_collapse(self, rank: float) -> None:
-        """Say so when the effective rank of the features fell below a quarter of epoch 1's."""
-        if self.state.first_effective_rank is None:
-            self.state.first_effective_rank = rank
-        elif rank < COLLAPSE_RANK_FRACTION * self.state.first_effective_rank:
-            self.log(
-                f"warning: representation collapse suspected: effective rank {rank:.1f} "
-                f"(epoch 1: {self.state.first_effective_rank:.1f}); compare with scarce evaluate --random-init, "
-                "and for MIM-JEPA try --set mimjepa.target_centering=batch"
-            )
 
     @torch.no_grad()
     def _validate_classifier(self) -> float | None:
@@ -372,6 +295,18 @@ class Trainer:
         self.method.train()
         return correct / len(self.val_images)
 
+    def _warn_on_collapse(self, rank: float) -> None:
+        """Say so when the effective rank of the features fell below a quarter of epoch 1's."""
+        if self.state.first_effective_rank is None:
+            self.state.first_effective_rank = rank
+        elif rank < COLLAPSE_RANK_FRACTION * self.state.first_effective_rank:
+            self.log(
+                f"warning: representation collapse suspected: effective rank {rank:.1f} "
+                f"(epoch 1: {self.state.first_effective_rank:.1f}); compare with scarce evaluate --random-init, "
+                "and for MIM-JEPA try --set mimjepa.target_centering=batch"
+            )
+
+    # ------------------------------------------------------------------ epochs
     def _install_signal_handlers(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
 
@@ -384,12 +319,14 @@ class Trainer:
                 previous[signum] = signal.signal(signum, handler)
         return previous
 
+    def _stop_requested(self) -> bool:
+        return any_rank(self._stop_signal is not None, self.dist, self.device)
+
     def fit(self, stop_after_epoch: int | None = None, max_seconds: float | None = None) -> str:
         """Train until the configured epochs end (``"finished"``), ``stop_after_epoch`` epochs are
         complete or ``max_seconds`` passed (``"stopped"``), or a signal arrives (``"interrupted"``).
         A checkpoint is written in every case; :class:`TrainingDivergedError` leaves the last good one."""
         epochs = self.config.schedule.epochs
-        batches_per_epoch = self.steps_per_epoch * self.accumulation
         logger: MetricsLogger | NullLogger = NullLogger()
         if self.dist.is_main:
             logger = MetricsLogger(
@@ -399,23 +336,16 @@ class Trainer:
             )
         previous_handlers = self._install_signal_handlers()
         started = time.perf_counter()
-        progress = tqdm(
-            total=epochs * batches_per_epoch,
-            initial=self.state.epoch * batches_per_epoch + self.state.step_in_epoch * self.accumulation,
-            disable=not self.show_progress if self.show_progress is not None else None,
-            unit="batch",
-            dynamic_ncols=True,
-        )
+        progress = self._progress_bar()
         status = "finished"
         try:
             while self.state.epoch < epochs:
-                status = self._run_epoch(logger, progress, batches_per_epoch)
+                status = self._run_epoch(logger, progress)
                 if status == "interrupted":
                     break
-                if stop_after_epoch is not None and self.state.epoch >= stop_after_epoch:
-                    status = "stopped" if self.state.epoch < epochs else "finished"
-                    break
-                if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                out_of_epochs = stop_after_epoch is not None and self.state.epoch >= stop_after_epoch
+                out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+                if out_of_epochs or out_of_time:
                     status = "stopped" if self.state.epoch < epochs else "finished"
                     break
             if status == "running":
@@ -427,26 +357,52 @@ class Trainer:
                 signal.signal(signum, previous)
         return status
 
-    def _run_epoch(self, logger: MetricsLogger | NullLogger, progress: tqdm, batches_per_epoch: int) -> str:
+    def _progress_bar(self) -> tqdm:
+        batches_per_epoch = self.steps_per_epoch * self.accumulation
+        return tqdm(
+            total=self.config.schedule.epochs * batches_per_epoch,
+            initial=self.state.epoch * batches_per_epoch + self.state.step_in_epoch * self.accumulation,
+            disable=not self.show_progress if self.show_progress is not None else None,
+            unit="batch",
+            dynamic_ncols=True,
+        )
+
+    def _run_epoch(self, logger: MetricsLogger | NullLogger, progress: tqdm) -> str:
+        """One epoch (or its rest, after a resume): ``"interrupted"`` by a signal, else ``"running"``."""
         self.method.begin_epoch(self.state.epoch)
         self.method.train()
         epoch_start = time.perf_counter()
-        losses: list[float] = []
-        pooled: list[Tensor] = []
-        last_tokens: Tensor | None = None
-        images_seen = 0
+        stats = EpochStats()
+        if self._train_batches(stats, logger, progress) == "interrupted":
+            return "interrupted"
+        self.state.epoch += 1
+        self.state.step_in_epoch = 0
+        seconds = time.perf_counter() - epoch_start
+        summary: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.step, **stats.summary()}
+        summary.update(seconds=seconds, images_per_second=stats.images / max(seconds, 1e-9))
+        self._add_validation(summary)
+        logger.log_epoch(summary)
+        epochs = self.config.schedule.epochs
+        self.save(numbered=self.state.epoch % self.config.run.checkpoint_every == 0 or self.state.epoch == epochs)
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in summary.items() if key not in ("epoch", "step"))
+        self.log(f"epoch {self.state.epoch}/{self.config.schedule.epochs}: {shown}")
+        return "interrupted" if self._stop_requested() else "running"
+
+    def _batches(self) -> Iterator[Batch]:
+        self.sampler.set_epoch(self.state.epoch, self.state.step_in_epoch)
+        yield from self.loader
+
+    def _train_batches(self, stats: EpochStats, logger: MetricsLogger | NullLogger, progress: tqdm) -> str:
+        """The epoch's micro-batches, each logged; ``"interrupted"`` (after a checkpoint) on a signal."""
         tick = time.perf_counter()
-        for micro, batch in enumerate(self._epoch_batches(), start=1):
+        for micro, batch in enumerate(self._batches(), start=1):
             boundary = micro % self.accumulation == 0
-            lr, weight_decay, momentum = self._set_schedules()
+            lr, weight_decay, momentum = self.schedules.apply(self.optimizer, self.state.step)
             loss, tokens, extras = self.train_step(batch, boundary, momentum)
-            losses.append(loss)
             batch_images = batch.views[0].shape[0]
-            images_seen += batch_images
+            stats.add_step(loss, batch_images, extras)
             if tokens is not None:
-                last_tokens = tokens
-                if sum(len(chunk) for chunk in pooled) < MAX_RANK_FEATURES:
-                    pooled.append(tokens.float().mean(dim=1).cpu())
+                stats.add_tokens(tokens)
             now = time.perf_counter()
             images_per_second = batch_images / max(now - tick, 1e-9)
             tick = now
@@ -466,40 +422,25 @@ class Trainer:
             if boundary:
                 self.state.step += 1
                 self.state.step_in_epoch += 1
-                if any_rank(self._stop_signal is not None, self.dist, self.device):
+                if self._stop_requested():
                     self.save()
                     name = signal.Signals(self._stop_signal or signal.SIGTERM).name
                     self.log(f"{name}: checkpoint saved at step {self.state.step}; continue with --resume")
                     return "interrupted"
-        self.state.epoch += 1
-        self.state.step_in_epoch = 0
-        seconds = time.perf_counter() - epoch_start
-        summary: dict[str, Any] = {
-            "epoch": self.state.epoch,
-            "step": self.state.step,
-            "loss": sum(losses) / max(len(losses), 1),
-            "seconds": seconds,
-            "images_per_second": images_seen / max(seconds, 1e-9),
-        }
-        summary.update(extras if losses else {})
-        if last_tokens is not None:
-            summary["target_token_std"] = token_std_across_batch(last_tokens)
-            summary["effective_rank"] = effective_rank(torch.cat(pooled)[:MAX_RANK_FEATURES])
+        return "running"
+
+    def _add_validation(self, summary: dict[str, Any]) -> None:
+        """Collapse warning, online-probe and classifier validation into the epoch ``summary``; a
+        new best validation top-1 of a classifier is saved as ``best.pt``."""
+        if "effective_rank" in summary:
             self._warn_on_collapse(summary["effective_rank"])
         probe_accuracy = self._validate()
         if probe_accuracy is not None:
             summary["online_probe_val_top1"] = probe_accuracy
         val_top1 = self._validate_classifier() if self.dist.is_main else None
-        if val_top1 is not None:
-            summary["val_top1"] = val_top1
-            if val_top1 > self.state.best_val_top1:
-                self.state.best_val_top1, self.state.best_epoch = val_top1, self.state.epoch
-                save_checkpoint(self.run_dir.best_checkpoint, self.checkpoint_payload())
-        logger.log_epoch(summary)
-        numbered = (
-            self.state.epoch % self.config.run.checkpoint_every == 0 or self.state.epoch == self.config.schedule.epochs
-        )
-        self.save(numbered=numbered)
-        shown = ", ".join(f"{key} {value:.4g}" for key, value in summary.items() if key not in ("epoch", "step"))
-        self.log(f"epoch {self.state.epoch}/{self.config.schedule.epochs}: {shown}")
-        return "interrupted" if any_rank(self._stop_signal is not None, self.dist, self.device) else "running"
+        if val_top1 is None:
+            return
+        summary["val_top1"] = val_top1
+        if val_top1 > self.state.best_val_top1:
+            self.state.best_val_top1, self.state.best_epoch = val_top1, self.state.epoch
+            save_checkpoint(self.run_dir.best_checkpoint, self.checkpoint_payload())

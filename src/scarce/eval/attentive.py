@@ -24,7 +24,7 @@ from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loa
 from scarce.data.transforms import SingleViewTransform
 from scarce.engine.schedules import Linear, WarmupFlatCosine
 from scarce.eval.features import FrozenEncoder
-from scarce.models.probes import ProbeKind, build_probe
+from scarce.models.probes import ProbeKind, attentive_heads, build_probe
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,15 @@ def train_attentive_probes(
     val_tokens: Tensor,
     val_labels: Tensor,
     transform: SingleViewTransform,
-    kinds: tuple[ProbeKind, ...] = ("simple", "multihead", "cross"),
+    kinds: tuple[ProbeKind, ...] | None = None,
     recipe: ProbeRecipe = ProbeRecipe(),
     num_workers: int = 0,
     log: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> dict[str, ProbeSelection]:
-    """Train ``kinds`` side by side; returns each probe's best validation epoch and weights."""
+    """Train ``kinds`` (default: every registered attentive head) side by side; returns each probe's best
+    validation epoch and weights."""
+    kinds = kinds or attentive_heads()
     if train.labels is None:
         raise ValueError("attentive probes need labelled training images")
     device = frozen.device

@@ -1,6 +1,24 @@
-"""Training methods: small classes declaring modules, EMA pairs and one step."""
+"""Training methods: each is one module that registers its :class:`Method` subclass in
+:data:`METHODS` with :func:`register_method`. Importing this package registers the built-ins."""
 
-from scarce.methods.base import Batch, Method, StepOutput
+from scarce.methods.base import METHODS, Batch, BuildContext, Method, StepOutput, register_method
+from scarce.methods.byol import BYOL
 from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
+from scarce.methods.moco import MoCoV2
+from scarce.methods.simclr import SimCLR
+from scarce.methods.supervised import Supervised
 
-__all__ = ["MIMJEPA", "Batch", "Method", "StepOutput", "masked_smooth_l1"]
+__all__ = [
+    "BYOL",
+    "METHODS",
+    "MIMJEPA",
+    "Batch",
+    "BuildContext",
+    "Method",
+    "MoCoV2",
+    "SimCLR",
+    "StepOutput",
+    "Supervised",
+    "masked_smooth_l1",
+    "register_method",
+]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from scarce.data.views import ViewTransform, single_view
 from scarce.engine.ema import ema_update_
+from scarce.registry import Registry
+
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
+    from scarce.masking import MaskGenerator
 
 
 @dataclass
@@ -57,14 +65,59 @@ class StepOutput:
     probe_tokens: Tensor | None = None
 
 
+@dataclass
+class BuildContext:
+    """What a method may need from the data when it is built from a config.
+
+    Attributes:
+        num_classes: classes of the labelled training images (0: unlabelled).
+        train_size: images the method trains on (MoCo caps its queue at it, as in S3L).
+        log: where to say what was adapted.
+    """
+
+    num_classes: int = 0
+    train_size: int | None = None
+    log: Callable[[str], None] = print
+
+
 class Method(nn.Module):
     """A self-supervised (or supervised) method: modules, EMA pairs and one step.
 
-    Subclasses set ``name`` and implement :meth:`training_step`, :meth:`trainable_modules`
-    and (if they have a momentum network) :meth:`ema_pairs`.
+    A method is one module: a subclass registered with :func:`register_method`, which implements
+    :meth:`from_config`, :meth:`training_step`, :meth:`trainable_modules`, :meth:`export_encoders`
+    and (if it has a momentum network) :meth:`ema_pairs`. Class-level hooks say what it needs from
+    the harness: :meth:`train_transform` (its views), :meth:`mask_generator` (token masks),
+    ``needs_labels`` and ``pretraining``, and :meth:`check_config` validates the run config.
     """
 
-    name: str = "method"
+    name: ClassVar[str] = "method"
+    needs_labels: ClassVar[bool] = False
+    """True: trains on the labelled training images only (else on every pretraining image)."""
+    pretraining: ClassVar[bool] = True
+    """True: a self-supervised method (multi-stage schedules and the online probe apply)."""
+
+    # ------------------------------------------------------------------ building from a config
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> Method:
+        """A freshly initialised method as ``config`` says (torch's global RNG is seeded)."""
+        raise NotImplementedError(f"{cls.__name__}.from_config")
+
+    @classmethod
+    def check_config(cls, config: ScarceConfig) -> None:
+        """Raise ValueError (one line) when ``config`` cannot run this method."""
+        del config
+
+    @classmethod
+    def train_transform(cls, config: ScarceConfig, crop_size: int) -> ViewTransform:
+        """The per-image training views at ``crop_size`` (default: one augmented view)."""
+        return single_view(config, crop_size)
+
+    def mask_generator(self, config: ScarceConfig) -> MaskGenerator | None:
+        """Token masks the loader draws per batch (masked-image methods), else None."""
+        del config
+        return None
+
+    # ------------------------------------------------------------------ what the loop runs
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         """Modules optimised by the optimiser, by name."""
@@ -116,3 +169,20 @@ class Method(nn.Module):
     def update_ema(self, momentum: float) -> None:
         for online, target in self.ema_pairs():
             ema_update_(target, online, momentum)
+
+
+MethodT = TypeVar("MethodT", bound=type[Method])
+
+METHODS: Registry[type[Method]] = Registry("method")
+"""Training methods by name (``method``); built-ins are registered when :mod:`scarce.methods` is imported."""
+
+
+def register_method(name: str) -> Callable[[MethodT], MethodT]:
+    """Class decorator: register a :class:`Method` subclass as ``name`` (and set its ``name``)."""
+
+    def add(cls: MethodT) -> MethodT:
+        cls.name = name
+        METHODS.register(name)(cls)
+        return cls
+
+    return add

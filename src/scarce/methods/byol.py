@@ -5,19 +5,31 @@ SGD LR 0.125 with cosine."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from scarce.methods.base import Batch, StepOutput
+from scarce.methods.base import Batch, BuildContext, StepOutput, register_method
 from scarce.methods.losses import byol_loss
 from scarce.methods.siamese import SiameseMethod, momentum_copy, pooled
 from scarce.models.heads import byol_predictor, byol_projector
 
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
+
+@register_method("byol")
 class BYOL(SiameseMethod):
     """``BYOL(backbone, projection_hidden=4096, projection_dim=128, prediction_hidden=4096)``."""
 
-    name = "byol"
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> BYOL:
+        del context
+        options = config.contrastive
+        return cls(
+            cls.backbone_of(config), options.projection_hidden, options.projection_dim, options.prediction_hidden
+        )
 
     def __init__(
         self,

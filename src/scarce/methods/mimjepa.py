@@ -5,7 +5,7 @@ tokens only (Vélez-García et al., arXiv 2502.18056; after I-JEPA, Assran et al
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -13,9 +13,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scarce.data.transforms import normalize_batch
-from scarce.methods.base import Batch, Method, StepOutput
+from scarce.data.views import ViewTransform, aligned_pair
+from scarce.masking import MaskGenerator, make_mask_generator
+from scarce.methods.base import Batch, BuildContext, Method, StepOutput, register_method
+from scarce.models.backbone import BACKBONES
 from scarce.models.encoder import Encoder
-from scarce.models.predictor import Predictor
+from scarce.models.layers import token_layer_norm
+from scarce.models.predictor import Predictor, build_predictor
+
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
 
 def masked_smooth_l1(prediction: Tensor, target: Tensor, keep_mask: Tensor, beta: float = 1.0) -> Tensor:
@@ -30,11 +37,6 @@ def masked_smooth_l1(prediction: Tensor, target: Tensor, keep_mask: Tensor, beta
     if bool((masked_count == 0).any()):
         raise ValueError("every sample needs at least one masked token")
     return ((per_token * masked).sum(dim=1) / masked_count).mean()
-
-
-def target_layer_norm(tokens: Tensor) -> Tensor:
-    """Non-affine LayerNorm over D of the target tokens (spec sec. 4.3)."""
-    return F.layer_norm(tokens, (tokens.shape[-1],))
 
 
 TargetCentering = Literal["none", "batch"]
@@ -56,6 +58,7 @@ def center_targets(targets: Tensor) -> Tensor:
     return targets - mean
 
 
+@register_method("mimjepa")
 class MIMJEPA(Method):
     """``MIMJEPA(encoder, predictor)``; ``training_step`` expects two aligned views and a mask.
 
@@ -64,7 +67,34 @@ class MIMJEPA(Method):
     >>> method = MIMJEPA(encoder, build_predictor(encoder.config))
     """
 
-    name = "mimjepa"
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> MIMJEPA:
+        del context
+        encoder = Encoder(config.model.encoder_config())
+        predictor = build_predictor(
+            encoder.config,
+            depth=config.model.predictor_depth,
+            init=config.model.predictor_init,
+            masked_input=config.model.predictor_masked_input,
+        )
+        return cls(encoder, predictor, target_centering=config.mimjepa.target_centering)
+
+    @classmethod
+    def check_config(cls, config: ScarceConfig) -> None:
+        if BACKBONES.get(config.backbone.kind).family != "transformer":
+            raise ValueError("method mimjepa needs backbone.kind encoder (a token mask needs tokens)")
+
+    @classmethod
+    def train_transform(cls, config: ScarceConfig, crop_size: int) -> ViewTransform:
+        return aligned_pair(config, crop_size)
+
+    def mask_generator(self, config: ScarceConfig) -> MaskGenerator:
+        """The ``masking`` section's generator on the context encoder's token grid."""
+        masking = config.masking
+        options: dict[str, Any] = {}
+        if masking.kind == "blockwise":
+            options = {"placement": masking.placement, "min_area": masking.min_area}
+        return make_mask_generator(masking.kind, self.context_encoder.grid_size, masking.ratio, **options)
 
     def __init__(self, encoder: Encoder, predictor: Predictor, target_centering: TargetCentering = "none") -> None:
         super().__init__()
@@ -96,7 +126,7 @@ class MIMJEPA(Method):
             raise ValueError("MIM-JEPA needs two aligned views and a keep mask per batch")
         context_view, target_view = (normalize_batch(view) for view in batch.views)
         with torch.no_grad():
-            targets = target_layer_norm(self.target_encoder(target_view))
+            targets = token_layer_norm(self.target_encoder(target_view))
             if self.target_centering == "batch":
                 targets = center_targets(targets)
         context = self.context_encoder(context_view, batch.keep_mask)

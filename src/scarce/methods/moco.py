@@ -13,23 +13,47 @@ shuffle is done.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scarce.methods.base import Batch, StepOutput
+from scarce.methods.base import Batch, BuildContext, StepOutput, register_method
 from scarce.methods.losses import concat_all_gather, info_nce
 from scarce.methods.siamese import SiameseMethod, momentum_copy, pooled
 from scarce.models.heads import moco_v2_head
 
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
+
+@register_method("mocov2")
 class MoCoV2(SiameseMethod):
     """``MoCoV2(backbone, queue_size=4096, temperature=0.2, projection_hidden=2048, projection_dim=128)``.
 
     ``backbone(images [B, 3, S, S]) -> tokens [B, N, D]`` with an ``embed_dim`` attribute.
     """
 
-    name = "mocov2"
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> MoCoV2:
+        """The ``contrastive`` section's MoCo; the queue is capped at the training images (S3L)."""
+        options = config.contrastive
+        queue = options.queue_size
+        if context.train_size is not None and context.train_size < queue:
+            queue = context.train_size
+            context.log(
+                f"MoCo queue: {queue} negatives (contrastive.queue_size {options.queue_size} is capped at "
+                "the number of training images, as in S3L)"
+            )
+        return cls(
+            cls.backbone_of(config),
+            queue_size=queue,
+            temperature=options.temperature,
+            projection_hidden=options.projection_hidden,
+            projection_dim=options.projection_dim,
+            shuffle_bn_splits=options.shuffle_bn_splits,
+        )
 
     def __init__(
         self,

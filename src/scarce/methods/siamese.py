@@ -4,12 +4,18 @@ tokens are mean-pooled into one feature vector, and a momentum copy of online mo
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scarce.data.transforms import normalize_batch
+from scarce.data.views import ViewTransform, two_crops
 from scarce.methods.base import Batch, Method
+from scarce.models.backbone import build_backbone
+from scarce.models.layers import token_layer_norm
+
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
 
 def pooled(tokens: Tensor) -> Tensor:
@@ -30,6 +36,15 @@ class SiameseMethod(Method):
 
     encoder: nn.Module
 
+    @classmethod
+    def train_transform(cls, config: ScarceConfig, crop_size: int) -> ViewTransform:
+        return two_crops(config, crop_size)
+
+    @staticmethod
+    def backbone_of(config: ScarceConfig) -> nn.Module:
+        """A freshly initialised backbone of the run's ``backbone`` section."""
+        return build_backbone(config.network_config())
+
     def two_views(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The two normalised views ``[B, 3, S, S]`` of a batch."""
         if len(batch.views) != 2:
@@ -43,8 +58,7 @@ class SiameseMethod(Method):
     @staticmethod
     def probe_tokens(tokens: Tensor) -> Tensor:
         """Detached, LayerNorm-ed tokens ``[B, N, D]`` for the online probe (as its validation sees them)."""
-        tokens = tokens.detach().float()
-        return F.layer_norm(tokens, (tokens.shape[-1],))
+        return token_layer_norm(tokens.detach().float())
 
     def parameter_groups(self) -> list[dict[str, object]]:
         """One group, weight decay on every parameter (the S3L / MoCo code's SGD)."""

@@ -5,19 +5,29 @@ T = 0.1, batch 512, LR 0.5 with a 10-epoch warm-up and cosine."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from scarce.methods.base import Batch, StepOutput
+from scarce.methods.base import Batch, BuildContext, StepOutput, register_method
 from scarce.methods.losses import nt_xent
 from scarce.methods.siamese import SiameseMethod, pooled
 from scarce.models.heads import simclr_projector
 
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
+
+@register_method("simclr")
 class SimCLR(SiameseMethod):
     """``SimCLR(backbone, temperature=0.1, projection_hidden=2048, projection_dim=128)``."""
 
-    name = "simclr"
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> SimCLR:
+        del context
+        options = config.contrastive
+        return cls(cls.backbone_of(config), options.temperature, options.projection_hidden, options.projection_dim)
 
     def __init__(
         self, backbone: nn.Module, temperature: float = 0.1, projection_hidden: int = 2048, projection_dim: int = 128

@@ -14,14 +14,22 @@ stages are frozen *including their BatchNorm statistics*. Then everything trains
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scarce.data.transforms import normalize_batch
-from scarce.methods.base import Batch, Method, StepOutput
+from scarce.errors import ConfigError
+from scarce.methods.base import Batch, BuildContext, Method, StepOutput, register_method
+from scarce.models.backbone import BACKBONES, build_backbone
+from scarce.models.layers import token_layer_norm
 from scarce.models.probes import HeadKind, build_probe
-from scarce.models.resnet import ResNetBackbone
+from scarce.models.resnet import ResNetBackbone, ResNetConfig
+
+if TYPE_CHECKING:
+    from scarce.config import ScarceConfig
 
 
 def mixup(images: Tensor, labels: Tensor, num_classes: int, alpha: float) -> tuple[Tensor, Tensor]:
@@ -35,11 +43,71 @@ def mixup(images: Tensor, labels: Tensor, num_classes: int, alpha: float) -> tup
     return mixed, lam * targets + (1.0 - lam) * targets.flip(0)
 
 
+def initial_backbone(config: ScarceConfig) -> nn.Module:
+    """A random-init backbone, or the ``supervised.init`` run's encoder; a pretrained S3L backbone
+    without its last stage gets a fresh ``layer4`` when the run's backbone has one."""
+    from scarce.config import config_differences
+    from scarce.eval.encoders import load_encoder
+
+    backbone = build_backbone(config.network_config())
+    if config.supervised.init is None:
+        return backbone
+    pretrained = load_encoder(config.supervised.init, config.supervised.init_encoder).encoder
+    wanted = config.network_config()
+    if isinstance(pretrained, ResNetBackbone) and isinstance(wanted, ResNetConfig):
+        if pretrained.config.drop_last_stage and not wanted.drop_last_stage:
+            pretrained.add_last_stage()  # S3L: conv5 comes back at random init (seeded by run.seed)
+        differences = config_differences(
+            pretrained.config.model_dump(exclude={"img_size"}), wanted.model_dump(exclude={"img_size"})
+        )
+        pretrained.config = wanted  # fine-tuned at this run's resolution (a ResNet takes any)
+    else:
+        differences = config_differences(pretrained.config.model_dump(), wanted.model_dump())
+    if differences:
+        raise ConfigError(
+            f"supervised.init {config.supervised.init}: its backbone differs from this run's: " + "; ".join(differences)
+        )
+    return pretrained
+
+
+@register_method("supervised")
 class Supervised(Method):
     """``Supervised(backbone, num_classes, head="simple", label_smoothing=0.1, mixup_alpha=0.0,
     warmup_epochs=0)``; ``backbone(images) -> tokens [B, N, D]`` with an ``embed_dim``."""
 
-    name = "supervised"
+    needs_labels = True
+    pretraining = False
+
+    @classmethod
+    def from_config(cls, config: ScarceConfig, context: BuildContext) -> Supervised:
+        """``encoder -> head`` of the ``supervised`` section, from random init or ``supervised.init``."""
+        options = config.supervised
+        return cls(
+            initial_backbone(config),
+            context.num_classes,
+            options.head,
+            options.label_smoothing,
+            mixup_alpha=options.mixup_alpha,
+            warmup_epochs=options.warmup_last_stage_epochs,
+        )
+
+    @classmethod
+    def check_config(cls, config: ScarceConfig) -> None:
+        warmup = config.supervised.warmup_last_stage_epochs
+        if not warmup:
+            return
+        if BACKBONES.get(config.backbone.kind).family != "resnet" or config.backbone.drop_last_stage:
+            raise ValueError(
+                "supervised.warmup_last_stage_epochs needs a ResNet backbone with its last stage "
+                "(backbone.drop_last_stage false: layer4 is added to the pretrained backbone)"
+            )
+        if config.supervised.init is None:
+            raise ValueError("supervised.warmup_last_stage_epochs needs supervised.init (a pretrained backbone)")
+        if warmup >= config.schedule.epochs:
+            raise ValueError(
+                f"supervised.warmup_last_stage_epochs {warmup} must be fewer than schedule.epochs "
+                f"{config.schedule.epochs} (the warm-up is part of the schedule)"
+            )
 
     def __init__(
         self,
@@ -80,7 +148,7 @@ class Supervised(Method):
     def _logits(self, normalised: Tensor) -> Tensor:
         tokens = self.encoder(normalised)
         if self.token_norm:
-            tokens = F.layer_norm(tokens, (tokens.shape[-1],))
+            tokens = token_layer_norm(tokens)
         return self.head(tokens)
 
     def logits(self, images: Tensor) -> Tensor:

@@ -7,16 +7,16 @@ the non-affine LayerNorm it needs (targets, probes).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from scarce.models.tokenizers import SCOTT_STRIDES, PatchEmbedTokenizer, SCOTTTokenizer
+from scarce.models.layers import resolve_indices
+from scarce.models.tokenizers import TOKENIZERS
 from scarce.models.transformer import FFNKind, MaskedTransformer
 
-TokenizerKind = Literal["scott", "vit"]
+TokenizerKind = str
+"""A name in :data:`scarce.models.tokenizers.TOKENIZERS` (built in: ``scott``, ``vit``)."""
 
 
 class EncoderConfig(BaseModel):
@@ -38,14 +38,18 @@ class EncoderConfig(BaseModel):
     num_registers: int = Field(0, ge=0)
     in_chans: int = Field(3, gt=0)
 
+    @field_validator("tokenizer")
+    @classmethod
+    def _known_tokenizer(cls, name: str) -> str:
+        return TOKENIZERS.validate(name)
+
     @model_validator(mode="after")
     def _check_shapes(self) -> EncoderConfig:
         if self.embed_dim % self.num_heads != 0:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by num_heads {self.num_heads}")
         if self.embed_dim % 4 != 0:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by 4 (2-D sin-cos position embedding)")
-        if self.tokenizer == "scott" and self.stride not in SCOTT_STRIDES:
-            raise ValueError(f"SCOTT stride must be one of {sorted(SCOTT_STRIDES)}, got {self.stride}")
+        TOKENIZERS.get(self.tokenizer).check_stride(self.stride)  # type: ignore[attr-defined]
         if self.img_size % self.stride != 0:
             raise ValueError(f"img_size {self.img_size} must be a multiple of the stride {self.stride}")
         return self
@@ -72,7 +76,7 @@ class Encoder(nn.Module):
         self.embed_dim = config.embed_dim
         self.grid_size = config.grid_size
         self.num_tokens = self.grid_size[0] * self.grid_size[1]
-        tokenizer_cls = SCOTTTokenizer if config.tokenizer == "scott" else PatchEmbedTokenizer
+        tokenizer_cls = TOKENIZERS.get(config.tokenizer)
         self.tokenizer = tokenizer_cls(config.embed_dim, stride=config.stride, in_chans=config.in_chans)
         self.transformer = MaskedTransformer(
             config.embed_dim,
@@ -126,22 +130,18 @@ class Encoder(nn.Module):
     def forward_intermediates(
         self, images: Tensor, keep_mask: Tensor | None = None, indices: list[int] | None = None
     ) -> list[Tensor]:
-        """Outputs ``[B, N, D]`` of the blocks in ``indices`` (default: all; negatives count from
-        the end), registers dropped."""
-        depth = self.depth
-        if depth == 0:
-            raise ValueError("forward_intermediates needs an encoder with at least one block")
-        wanted = sorted({index % depth for index in (indices if indices is not None else range(depth))})
+        """Outputs ``[B, N, D]`` of the blocks in ``indices``, in that order (default: all blocks;
+        negatives count from the end), registers dropped. The same signature as
+        :meth:`scarce.models.resnet.ResNetBackbone.forward_intermediates` (after timm)."""
+        wanted = resolve_indices(indices, self.depth, "block")
         tokens, grid = self.tokenize(images, keep_mask)
         x = self.transformer.embed(tokens, keep_mask, grid)
-        outputs = []
-        for index, block in enumerate(self.transformer.blocks):
+        outputs: dict[int, Tensor] = {}
+        for index, block in enumerate(self.transformer.blocks[: max(wanted) + 1]):
             x = block(x)
             if index in wanted:
-                outputs.append(x[:, self.transformer.num_registers :])
-            if index == wanted[-1]:
-                break
-        return outputs
+                outputs[index] = x[:, self.transformer.num_registers :]
+        return [outputs[index] for index in wanted]
 
     @torch.no_grad()
     def attention_maps(self, images: Tensor, keep_mask: Tensor | None = None, block: int = -1) -> Tensor:

@@ -8,20 +8,31 @@ LayerNorm) from the frozen encoder.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scarce.models.transformer import SwiGLUFFN, init_linear_
+from scarce.registry import Registry
 
-ProbeKind = Literal["simple", "multihead", "cross"]
+HEADS: Registry[type[nn.Module]] = Registry("probe head")
+"""Classifier heads on tokens ``[B, N, D] -> [B, C]`` by name, built as ``cls(embed_dim, num_classes)``;
+a class with ``attentive = True`` is one of the attentive probes ``scarce evaluate`` trains."""
+
+ProbeKind = str
+"""An attentive head in :data:`HEADS` (``simple``, ``multihead``, ``cross``)."""
+HeadKind = str
+"""Any head in :data:`HEADS` (the attentive ones and ``linear``)."""
 
 
+@HEADS.register("simple")
 class SimpleAttentiveProbe(nn.Module):
     """``Dropout → Linear(D, 1)`` scores, softmax over tokens, dropout on the weights (training),
     weighted sum of tokens, ``Linear(D, C)``. 39,655 parameters at D=384, C=102."""
+
+    attentive: ClassVar[bool] = True
 
     def __init__(self, embed_dim: int, num_classes: int, dropout: float = 0.2) -> None:
         super().__init__()
@@ -36,11 +47,14 @@ class SimpleAttentiveProbe(nn.Module):
         return self.head(pooled)
 
 
+@HEADS.register("multihead")
 class MultiHeadAttentiveProbe(nn.Module):
     """Values ``Dropout → Linear(D, D) → LayerNorm`` split in ``heads``; scores
     ``Dropout → Linear(D, heads)``, softmax over tokens per head, dropout (training); per-head
     pooling, concatenated, ``SiLU → Linear(D, D) → LayerNorm → SiLU → Linear(D, C)``.
     338,026 parameters at D=384, C=102, 4 heads."""
+
+    attentive: ClassVar[bool] = True
 
     def __init__(self, embed_dim: int, num_classes: int, num_heads: int = 4, dropout: float = 0.2) -> None:
         super().__init__()
@@ -66,10 +80,13 @@ class MultiHeadAttentiveProbe(nn.Module):
         return self.head(pooled)
 
 
+@HEADS.register("cross")
 class CrossAttentiveProbe(nn.Module):
     """One learned query attends to ``LayerNorm(tokens)`` (heads, no qkv bias, attention and
     projection dropout); residual into the query, LayerNorm, ``query + SwiGLU(query)``, then
     ``LayerNorm → Linear(D, C)``. 1,811,430 parameters at D=384, C=102, 4 heads."""
+
+    attentive: ClassVar[bool] = True
 
     def __init__(self, embed_dim: int, num_classes: int, num_heads: int = 4, dropout: float = 0.2) -> None:
         super().__init__()
@@ -106,6 +123,7 @@ class CrossAttentiveProbe(nn.Module):
         return self.head(self.head_norm(query[:, 0]))
 
 
+@HEADS.register("linear")
 class MeanPoolLinearHead(nn.Module):
     """Mean over tokens, then ``Linear(D, C)`` initialised N(0, 0.01) with zero bias (the S3L
     fine-tuning / linear-evaluation classifier; for a ResNet, global average pooling + fc)."""
@@ -121,17 +139,13 @@ class MeanPoolLinearHead(nn.Module):
         return self.head(tokens.mean(dim=1))
 
 
-HeadKind = Literal["simple", "multihead", "cross", "linear"]
+def attentive_heads() -> tuple[str, ...]:
+    """The registered attentive probes, in the paper's order where it has one."""
+    names = [name for name, head in HEADS.items() if getattr(head, "attentive", False)]
+    paper = ("simple", "multihead", "cross")
+    return tuple(sorted(names, key=lambda name: (paper.index(name) if name in paper else len(paper), name)))
 
 
 def build_probe(kind: HeadKind, embed_dim: int, num_classes: int, **kwargs: float) -> nn.Module:
-    """A probe by name: the attentive ``simple``, ``multihead`` or ``cross``, or ``linear``."""
-    builders: dict[str, type[nn.Module]] = {
-        "simple": SimpleAttentiveProbe,
-        "multihead": MultiHeadAttentiveProbe,
-        "cross": CrossAttentiveProbe,
-        "linear": MeanPoolLinearHead,
-    }
-    if kind not in builders:
-        raise ValueError(f"unknown probe {kind!r}; expected one of {sorted(builders)}")
-    return builders[kind](embed_dim, num_classes, **kwargs)
+    """A head by name (see :data:`HEADS`): the attentive ``simple``, ``multihead`` or ``cross``, or ``linear``."""
+    return HEADS.get(kind)(embed_dim, num_classes, **kwargs)

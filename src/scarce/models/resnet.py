@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from scarce.flops import count_flops
+from scarce.models.layers import resolve_indices
 
 ResNetArch = Literal["resnet18", "resnet50"]
 
@@ -142,33 +143,29 @@ class ResNetBackbone(nn.Module):
         """Global average of the last feature map: ``[B, 3, H, W] -> [B, C]``."""
         return self._feature_map(images).mean(dim=(2, 3))
 
-    def forward_intermediates(self, images: Tensor, indices: list[int]) -> list[Tensor]:
-        """Token maps of the requested stages.
+    def forward_intermediates(
+        self, images: Tensor, keep_mask: Tensor | None = None, indices: list[int] | None = None
+    ) -> list[Tensor]:
+        """Token maps of the requested stages (the signature of :meth:`Encoder.forward_intermediates`).
 
         Args:
             images: ``[B, 3, H, W]``.
+            keep_mask: must be ``None``; a ResNet cannot drop tokens.
             indices: stage indices into the present stages ``[layer1, layer2, layer3(, layer4)]``,
-                Python-style: ``-1`` is the last present stage, ``-2`` the one before, ``0`` is
-                ``layer1``.
+                Python-style: ``-1`` is the last present stage, ``0`` is ``layer1``; default: all.
 
         Returns:
             One ``[B, h_i·w_i, C_i]`` tensor per index, in the order of ``indices``.
 
         Raises:
-            ValueError: an index is out of range.
+            ValueError: a keep mask, or an index out of range.
         """
-        num_stages = len(self._stages())
-        wanted: list[int] = []
-        for index in indices:
-            if not -num_stages <= index < num_stages:
-                raise ValueError(f"stage index {index} out of range for {num_stages} stages")
-            wanted.append(index % num_stages)
+        if keep_mask is not None:
+            raise ValueError("ResNets cannot take a token mask")
+        wanted = resolve_indices(indices, len(self._stages()), "stage")
         outputs: dict[int, Tensor] = {}
         x = self.stem(images)
-        last_needed = max(wanted, default=-1)
-        for position, stage in enumerate(self._stages()):
-            if position > last_needed:
-                break
+        for position, stage in enumerate(self._stages()[: max(wanted) + 1]):
             x = stage(x)
             if position in wanted:
                 outputs[position] = _to_tokens(x)

@@ -12,6 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scarce.registry import Registry
+
+TOKENIZERS: Registry[type[nn.Module]] = Registry("tokenizer")
+"""Tokenizers by name (``model.tokenizer``). A tokenizer class takes ``(embed_dim, stride=,
+in_chans=)``, maps ``(images [B, C, H, W], keep_mask [B, H', W'] | None)`` to ``[B, D, H', W']``,
+and has a classmethod ``check_stride(stride)`` that raises ValueError for a stride it cannot make."""
+
 SCOTT_STRIDES: dict[int, tuple[int, int]] = {16: (2, 2), 8: (1, 2), 4: (1, 1)}
 """Total stride -> (stride of conv 1, stride of conv 2). Both MaxBlurPools keep stride 2.
 
@@ -76,6 +83,7 @@ class MaxBlurPool2d(nn.Module):
         return f"channels={self.channels}, stride={self.stride}"
 
 
+@TOKENIZERS.register("scott")
 class SCOTTTokenizer(nn.Module):
     """SCOTT: Sparse Convolutional Tokenizer for Transformers (paper sec. 3.1, spec sec. 2).
 
@@ -97,8 +105,7 @@ class SCOTTTokenizer(nn.Module):
 
     def __init__(self, embed_dim: int, stride: int = 16, in_chans: int = 3, stem_width: int = 64) -> None:
         super().__init__()
-        if stride not in SCOTT_STRIDES:
-            raise ValueError(f"SCOTT stride must be one of {sorted(SCOTT_STRIDES)}, got {stride}")
+        self.check_stride(stride)
         conv1_stride, conv2_stride = SCOTT_STRIDES[stride]
         self.stride = stride
         self.embed_dim = embed_dim
@@ -107,6 +114,11 @@ class SCOTTTokenizer(nn.Module):
         self.conv2 = nn.Conv2d(stem_width, embed_dim, kernel_size=7, stride=conv2_stride, padding=3, bias=False)
         self.pool2 = MaxBlurPool2d(embed_dim)
         self.reset_parameters()
+
+    @classmethod
+    def check_stride(cls, stride: int) -> None:
+        if stride not in SCOTT_STRIDES:
+            raise ValueError(f"SCOTT stride must be one of {sorted(SCOTT_STRIDES)}, got {stride}")
 
     def reset_parameters(self) -> None:
         for conv in (self.conv1, self.conv2):
@@ -133,6 +145,7 @@ class SCOTTTokenizer(nn.Module):
         return masked(self.pool2(x))
 
 
+@TOKENIZERS.register("vit")
 class PatchEmbedTokenizer(nn.Module):
     """ViT patch embedding (Dosovitskiy et al., 2021): ``Conv2d(k = s = patch, bias)``.
 
@@ -143,12 +156,16 @@ class PatchEmbedTokenizer(nn.Module):
 
     def __init__(self, embed_dim: int, stride: int = 16, in_chans: int = 3) -> None:
         super().__init__()
-        if stride < 1:
-            raise ValueError(f"patch size must be >= 1, got {stride}")
+        self.check_stride(stride)
         self.stride = stride
         self.embed_dim = embed_dim
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=stride, stride=stride, bias=True)
         self.reset_parameters()
+
+    @classmethod
+    def check_stride(cls, stride: int) -> None:
+        if stride < 1:
+            raise ValueError(f"patch size must be >= 1, got {stride}")
 
     def reset_parameters(self) -> None:
         nn.init.trunc_normal_(self.proj.weight, std=0.02)

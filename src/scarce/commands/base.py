@@ -1,0 +1,38 @@
+"""The registry of ``scarce`` sub-commands.
+
+A command is one module that registers a :class:`Command` in :data:`COMMANDS`; the CLI builds
+its parser from the registry. ``run(args) -> exit code``; errors the user can fix raise
+:class:`scarce.errors.ScarceError` (one line on stderr, exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scarce.registry import Registry
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its handler, its arguments and a one-line summary for ``--help``."""
+
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None
+    summary: str
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def register_command(
+    name: str, run: Callable[[argparse.Namespace], int], add_arguments: Callable[[argparse.ArgumentParser], None] | None
+) -> None:
+    """Register ``name``; its summary is the first line of the handler's module docstring after
+    the command name (``"``scarce x``: does y"`` -> ``"does y"``), else of the handler's docstring."""
+    import sys
+
+    doc = (sys.modules[run.__module__].__doc__ if add_arguments is not None else run.__doc__) or name
+    summary = doc.strip().splitlines()[0].split(": ", 1)[-1]
+    COMMANDS.register(name)(Command(run, add_arguments, summary))
