@@ -250,7 +250,7 @@ def pretrain(
     epochs_before, steps_before, carried, trainer, status = 0, 0, None, None, "finished"
     stage_run = run
     for index, (stage_run, stage_config) in enumerate(stages):
-        stage_resume = resume if stage_run is run else stage_run.last_checkpoint.exists()
+        stage_resume = resume if stage_run is run else stage_run.has_checkpoint()
         if stage_run is not run and info.is_main and not stage_resume:
             stage_run.create()
             _write_run_records(stage_run, stage_config, data, device)
@@ -259,7 +259,8 @@ def pretrain(
             stage_config, stage_run, data, device, show_progress=show_progress, log=log, dist_info=info
         )
         if stage_resume:
-            trainer.restore(load_resume_checkpoint(stage_run.checkpoints, log)[1])
+            path, payload = load_resume_checkpoint(stage_run.checkpoints, log)
+            trainer.restore(payload, str(path))
             log(f"resumed {stage_run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
         elif carried is not None:
             load_state_dict_strict(trainer.method, carried, f"stage {index} method state")

@@ -12,7 +12,13 @@ from scarce.config import config_differences, list_config_presets, load_config
 from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict, save_checkpoint
 from scarce.errors import CheckpointError, ConfigError
 
-PAYLOAD = {"config": {}, "method": {"w": torch.ones(2)}, "optimizer": {}, "state": {}, "rng": {}}
+PAYLOAD = {
+    "config": {},
+    "method": {"w": torch.ones(2)},
+    "optimizer": {"state": {}, "param_groups": []},
+    "state": {"epoch": 0, "step": 0, "step_in_epoch": 0},
+    "rng": {"torch": torch.get_rng_state()},
+}
 
 
 def test_checkpoint_round_trip_and_no_temporary_left(tmp_path: Path) -> None:

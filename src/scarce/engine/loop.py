@@ -27,7 +27,7 @@ from tqdm import tqdm
 from scarce.config import ScarceConfig
 from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loader
 from scarce.data.transforms import normalize_batch
-from scarce.engine.checkpoint import load_state_dict_strict, save_checkpoint
+from scarce.engine.checkpoint import load_optimizer_state, load_state_dict_strict, save_checkpoint
 from scarce.engine.device import autocast_factory, rng_state, set_rng_state
 from scarce.engine.distributed import DistInfo, all_reduce_mean, any_rank, barrier
 from scarce.engine.epoch_stats import EpochStats
@@ -209,10 +209,10 @@ class Trainer:
         """Continue exactly from a checkpoint written by :meth:`save`; contents that do not fit
         this run (optimiser groups, state fields, RNG) are a one-line :class:`CheckpointError`."""
         load_state_dict_strict(self.method, payload["method"], f"{source}: model weights")
+        load_optimizer_state(self.optimizer, payload["optimizer"], f"{source}: optimizer")
+        if self.probe is not None and payload.get("probe") is not None:
+            self.probe.load_state_dict(payload["probe"], f"{source}: online probe")
         try:
-            self.optimizer.load_state_dict(payload["optimizer"])
-            if self.probe is not None and payload.get("probe") is not None:
-                self.probe.load_state_dict(payload["probe"])
             state = TrainState(**payload["state"])
             set_rng_state(payload["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:

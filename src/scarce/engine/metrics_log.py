@@ -28,10 +28,18 @@ class JsonlLog:
 
     @staticmethod
     def truncate(path: Path, key: str, last_kept: int) -> None:
-        """Keep only the records whose ``key`` is ``<= last_kept``."""
+        """Keep only the records whose ``key`` is ``<= last_kept``; a line that is not a JSON record
+        (the partial last line of a crash) is dropped."""
         if not path.exists():
             return
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get(key, 0) <= last_kept]
+        kept = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get(key, 0) <= last_kept:
+                kept.append(line)
         path.write_text("".join(line + "\n" for line in kept))
 
 

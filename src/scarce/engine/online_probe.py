@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scarce.engine.checkpoint import load_optimizer_state, load_state_dict_strict
+from scarce.errors import CheckpointError
 from scarce.eval.features import extract
 from scarce.models.probes import SimpleAttentiveProbe
 
@@ -62,12 +64,13 @@ class OnlineProbe:
     def state_dict(self) -> dict[str, object]:
         return {"probe": self.probe.state_dict(), "optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        probe_state = state["probe"]
-        optimizer_state = state["optimizer"]
-        assert isinstance(probe_state, dict) and isinstance(optimizer_state, dict)
-        self.probe.load_state_dict(probe_state)
-        self.optimizer.load_state_dict(optimizer_state)
+    def load_state_dict(self, state: dict[str, object], what: str = "online probe") -> None:
+        """Restore weights and optimiser; a state that does not fit is a one-line CheckpointError."""
+        probe_state, optimizer_state = state.get("probe"), state.get("optimizer")
+        if not isinstance(probe_state, dict) or not isinstance(optimizer_state, dict):
+            raise CheckpointError(f"{what}: expected 'probe' and 'optimizer' state dicts")
+        load_state_dict_strict(self.probe, probe_state, what)
+        load_optimizer_state(self.optimizer, optimizer_state, f"{what} optimizer")
 
     def modules(self) -> list[nn.Module]:
         return [self.probe]

@@ -22,7 +22,13 @@ from typing import Any
 
 import yaml
 
-from scarce.engine.checkpoint import atomic_write
+from scarce.engine.checkpoint import (
+    LAST_CHECKPOINT,
+    atomic_write,
+    epoch_checkpoint_name,
+    numbered_checkpoints,
+    one_line,
+)
 from scarce.errors import CheckpointError
 
 
@@ -39,17 +45,22 @@ class RunDirectory:
     epochs_path = property(lambda self: self.path / "epochs.jsonl")
     checkpoints = property(lambda self: self.path / "checkpoints")
     tensorboard = property(lambda self: self.path / "tensorboard")
-    last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.pt")
+    last_checkpoint = property(lambda self: self.path / "checkpoints" / LAST_CHECKPOINT)
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
 
     def epoch_checkpoint(self, epoch: int) -> Path:
-        return self.checkpoints / f"epoch_{epoch:04d}.pt"
+        return self.checkpoints / epoch_checkpoint_name(epoch)
+
+    def has_checkpoint(self) -> bool:
+        """Whether the run holds a checkpoint to resume from: ``last.pt`` or a numbered one (resuming
+        falls back to those when ``last.pt`` is missing or unreadable)."""
+        return self.last_checkpoint.exists() or bool(numbered_checkpoints(self.checkpoints))
 
     def check(self, resume: bool) -> None:
         """New run: refuse a directory that already holds a run. Resume: require a checkpoint."""
         if resume:
-            if not self.last_checkpoint.exists():
-                raise CheckpointError(f"--resume: no checkpoint at {self.last_checkpoint}")
+            if not self.has_checkpoint():
+                raise CheckpointError(f"--resume: no checkpoint at {self.last_checkpoint} (nor epoch_NNNN.pt)")
             return
         if self.config_path.exists() or self.last_checkpoint.exists():
             raise CheckpointError(f"{self.path} already holds a run; pass --resume to continue it or choose another -o")
@@ -68,9 +79,28 @@ class RunDirectory:
         atomic_write(self.config_path, lambda temporary: temporary.write_text(text))
 
     def read_config(self) -> dict[str, Any]:
+        """The run's saved configuration (``yaml.safe_load``: plain data only); a missing, unreadable or
+        malformed ``config.yaml`` is a one-line :class:`CheckpointError`."""
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.path} has no config.yaml")
-        return yaml.safe_load(self.config_path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(self.config_path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise CheckpointError(f"cannot read {self.config_path}: {_describe_yaml_error(error)}") from None
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"{self.config_path} is a {type(raw).__name__}, not a mapping of config sections")
+        return raw
+
+
+def _describe_yaml_error(error: Exception) -> str:
+    """One line for a YAML error: the problem and where (PyYAML's own message spans several lines)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return one_line(f"{error.context + ', ' if error.context else ''}{error.problem}{where}", 300)
+    return one_line(str(error), 300)
 
 
 def git_commit(path: Path | None = None) -> str:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from pydantic import BaseModel
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from scarce.config import build_config
-from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
+from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict, one_line
 from scarce.engine.run_dir import RunDirectory
-from scarce.errors import CheckpointError, ConfigError
+from scarce.errors import CheckpointError, ScarceError
 from scarce.models.backbone import BackboneConfig, build_backbone, config_from_metadata
 from scarce.models.encoder import Encoder
 from scarce.models.resnet import ResNetBackbone
@@ -38,27 +39,45 @@ class LoadedEncoder:
 
 
 def _from_safetensors(path: Path, which: str, run_dir: Path | None) -> LoadedEncoder:
+    """A weights file (safetensors holds tensors and string metadata only: nothing in it runs)."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         state = load_file(str(path))
-    except Exception as error:
-        raise CheckpointError(f"cannot read weights {path}: {type(error).__name__}: {error}") from None
-    config = config_from_metadata(metadata)
+    except Exception as error:  # a damaged header, a truncated file, not safetensors at all
+        raise CheckpointError(
+            f"cannot read weights {path}: {type(error).__name__}: {one_line(str(error), 300)}"
+        ) from None
+    try:
+        config = config_from_metadata(metadata)
+    except (ValueError, TypeError) as error:  # the stored config is not JSON, or not a valid config
+        raise CheckpointError(f"weights {path}: {one_line(str(error), 300)}") from None
     if config is None:
         raise CheckpointError(f"{path} has no encoder_config in its metadata (not written by scarce)")
-    encoder = build_backbone(config)
-    load_state_dict_strict(encoder, state, f"encoder weights {path}")
-    return LoadedEncoder(encoder, str(path), which, run_dir)
+    return LoadedEncoder(_build(config, f"encoder weights {path}", state), str(path), which, run_dir)
+
+
+def _build(config: BaseModel, what: str, state: dict[str, torch.Tensor] | None = None) -> Encoder | ResNetBackbone:
+    """The backbone of ``config``, with ``state`` (if given) loaded strictly; a config no encoder
+    can be built from is a one-line :class:`CheckpointError` naming ``what``."""
+    try:
+        encoder = build_backbone(config)
+    except (ScarceError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"{what}: cannot build its backbone: {one_line(str(error), 300)}") from None
+    if not isinstance(encoder, Encoder | ResNetBackbone):
+        raise CheckpointError(f"{what}: its config builds a {type(encoder).__name__}, not an encoder")
+    if state is not None:
+        load_state_dict_strict(encoder, state, what)
+    return encoder
 
 
 def _from_checkpoint(path: Path, which: WhichEncoder, run_dir: Path | None) -> LoadedEncoder:
-    payload = load_checkpoint(path)
+    payload = load_checkpoint(path)  # safe (no code runs) and validated: "method" maps names to tensors
     try:
         config = build_config(payload["config"]).network_config()
-    except (ConfigError, KeyError, TypeError) as error:
-        raise CheckpointError(f"checkpoint {path}: its config is unreadable: {error}") from None
-    state: dict[str, object] = {}
+    except (ScarceError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path}: its config is unreadable: {one_line(str(error), 300)}") from None
+    state: dict[str, torch.Tensor] = {}
     for prefix in _CHECKPOINT_PREFIXES[which]:
         state = {key[len(prefix) :]: value for key, value in payload["method"].items() if key.startswith(prefix)}
         if state:
@@ -66,8 +85,7 @@ def _from_checkpoint(path: Path, which: WhichEncoder, run_dir: Path | None) -> L
     if not state:
         wanted = " or ".join(repr(prefix) for prefix in _CHECKPOINT_PREFIXES[which])
         raise CheckpointError(f"checkpoint {path} holds no {which} encoder (no keys starting with {wanted})")
-    encoder = build_backbone(config)
-    load_state_dict_strict(encoder, state, f"{which} encoder of {path}")
+    encoder = _build(config, f"{which} encoder of {path}", state)
     return LoadedEncoder(encoder, f"{path} ({which} encoder)", which, run_dir)
 
 
@@ -93,4 +111,4 @@ def load_encoder(source: str | Path, which: WhichEncoder = "context") -> LoadedE
 def random_encoder(config: BackboneConfig, seed: int = 0) -> LoadedEncoder:
     """A randomly initialised backbone of ``config``: the floor every pretrained encoder must beat."""
     torch.manual_seed(seed)
-    return LoadedEncoder(build_backbone(config), f"random init (seed {seed})", "random-init", None)
+    return LoadedEncoder(_build(config, "random init"), f"random init (seed {seed})", "random-init", None)

@@ -96,7 +96,10 @@ def config_from_metadata(metadata: dict[str, str]) -> BaseModel | None:
         if kind.metadata_key in metadata:
             try:
                 return kind.config_type(**json.loads(metadata[kind.metadata_key]))
-            except (json.JSONDecodeError, TypeError, ValidationError) as error:
+            except ValidationError as error:
+                problem = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+                raise ValueError(f"invalid {kind.metadata_key} in the metadata: {problem}") from None
+            except (json.JSONDecodeError, TypeError) as error:
                 problem = str(error).replace("\n", " ")
                 raise ValueError(f"invalid {kind.metadata_key} in the metadata: {problem}") from None
     return None
