@@ -77,7 +77,8 @@ class MaskingConfig(Section):
 class DataConfig(Section):
     """Where the images come from and how they are split (see ``scarce.data``)."""
 
-    spec: str | None = Field(None, description="npz:PATH | folder:PATH | flowers102:ROOT | pets37:ROOT | ...")
+    spec: str | None = Field(None, description="KIND:PATH of a registered data format (scarce.data.formats)")
+    download: bool = Field(False, description="fetch a missing imagenette / cifar10 / flowers102 / pets37 dataset")
     protocol: Literal["inductive", "transductive"] = "inductive"
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.2, ge=0, lt=1)

@@ -67,6 +67,7 @@ class EvaluationConfig(BaseModel):
         "eval_precision_h100.md)",
     )
     num_workers: int = Field(0, ge=0)
+    download: bool = Field(False, description="fetch a missing imagenette / cifar10 / flowers102 / pets37 dataset")
 
     @field_validator("probes")
     @classmethod
@@ -98,7 +99,9 @@ def splits_for(spec: str, settings: EvaluationConfig, run_config: ScarceConfig |
         split_seed = run_config.data.split_seed
     else:
         val_fraction, test_fraction, split_seed = settings.val_fraction, settings.test_fraction, settings.split_seed
-    splits = load_data(spec, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed)
+    splits = load_data(
+        spec, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed, download=settings.download
+    )
     for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         if split is None or not split.is_labelled:
             raise DataError(f"evaluation needs labelled train, val and test splits; {name} is missing or unlabelled")

@@ -73,6 +73,7 @@ def prepare_data(config: ScarceConfig) -> PretrainData:
         test_fraction=data.test_fraction,
         seed=data.split_seed,
         cache_short_side=data.cache_short_side,
+        download=data.download,
     )
     train = splits.train
     subset_ids = None
@@ -229,22 +230,7 @@ def pretrain(
     optimiser and restarted schedules; ``stop_after_epoch`` counts epochs over all stages; the last
     stage's weights are exported into ``run_dir``."""
     started = time.perf_counter()
-    device = select_device(config.run.device)
-    info = init_distributed(device)
-    device = process_device(device, info)
-    run = RunDirectory(run_dir)
-    if resume and config.stages:
-        _check_staged_resume(run)
-    else:
-        run.check(resume)
-    barrier(info)  # every rank has checked before rank 0 creates anything
-    if resume:
-        _check_resumable(run, config, log)
-    data = prepare_data(config)  # bad data fails here, before anything is written
-    if not resume and info.is_main:
-        run.create()
-        _write_run_records(run, config, data, device)
-    barrier(info)
+    run, info, device, data = _open_run(config, run_dir, resume, log)
     deadline = None if max_minutes is None else started + max_minutes * 60
     stages = stage_configs(config, run) if config.stages else [(run, config)]
     epochs_before, steps_before, carried, trainer, status = 0, 0, None, None, "finished"
@@ -258,12 +244,7 @@ def pretrain(
         trainer = build_trainer(
             stage_config, stage_run, data, device, show_progress=show_progress, log=log, dist_info=info
         )
-        if stage_resume:
-            path, payload = load_resume_checkpoint(stage_run.checkpoints, log)
-            trainer.restore(payload, str(path))
-            log(f"resumed {stage_run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
-        elif carried is not None:
-            load_state_dict_strict(trainer.method, carried, f"stage {index} method state")
+        _start_from(trainer, stage_run, stage_resume, carried, f"stage {index} method state", log)
         if len(stages) > 1:
             epochs, size = stage_config.schedule.epochs, stage_config.crop_size
             log(f"stage {index + 1}/{len(stages)}: {epochs} epochs at {size} px")
@@ -296,6 +277,48 @@ def pretrain(
         encoder_path=encoder_path,
         is_main=info.is_main,
     )
+
+
+def _open_run(
+    config: ScarceConfig, run_dir: str | Path, resume: bool, log: Callable[[str], None]
+) -> tuple[RunDirectory, DistInfo, torch.device, PretrainData]:
+    """Check the run directory and the data (before anything is written), then create the run's
+    records on rank 0; every rank waits."""
+    device = select_device(config.run.device)
+    info = init_distributed(device)
+    device = process_device(device, info)
+    run = RunDirectory(run_dir)
+    if resume and config.stages:
+        _check_staged_resume(run)
+    else:
+        run.check(resume)
+    barrier(info)  # every rank has checked before rank 0 creates anything
+    if resume:
+        _check_resumable(run, config, log)
+    data = prepare_data(config)  # bad data fails here, before anything is written
+    if not resume and info.is_main:
+        run.create()
+        _write_run_records(run, config, data, device)
+    barrier(info)
+    return run, info, device, data
+
+
+def _start_from(
+    trainer: Trainer,
+    run: RunDirectory,
+    resume: bool,
+    carried: dict[str, torch.Tensor] | None,
+    what: str,
+    log: Callable[[str], None],
+) -> None:
+    """Resume ``trainer`` from the run's newest readable checkpoint, or start it from the method
+    state ``carried`` over from the previous stage (if any)."""
+    if resume:
+        path, payload = load_resume_checkpoint(run.checkpoints, log)
+        trainer.restore(payload, str(path))
+        log(f"resumed {run.path} at epoch {trainer.state.epoch}, step {trainer.state.step}")
+    elif carried is not None:
+        load_state_dict_strict(trainer.method, carried, what)
 
 
 def _check_staged_resume(run: RunDirectory) -> None:

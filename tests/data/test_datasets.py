@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from scarce.data import (
+    SPEC_FORMS,
     DataSplits,
     ImageSet,
     concat,
@@ -27,9 +28,9 @@ from scarce.data import (
     load_data,
     parse_spec,
 )
+from scarce.data.datasets import DATA_FORMATS
 from scarce.errors import DataError
-
-SHARED_DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+from tests.helpers import IMAGEWOOF, require_dataset
 
 
 def data_error(*fragments: str) -> AbstractContextManager[pytest.ExceptionInfo[DataError]]:
@@ -148,8 +149,15 @@ def test_concat() -> None:
 
 @pytest.mark.parametrize("spec", ["tfds:cifar10", "no-colon", "npz:", "NPZ:/data"])
 def test_unknown_spec(spec: str) -> None:
-    with data_error("expected one of npz:PATH, folder:PATH, ", "cifar10:ROOT"):
+    with data_error("expected one of cifar10:ROOT, flowers102:ROOT, folder:PATH, ", "npz:PATH") as caught:
         load_data(spec)
+    assert "\n" not in str(caught.value)
+
+
+def test_spec_forms_come_from_the_registry() -> None:
+    assert DATA_FORMATS.names() == ("cifar10", "flowers102", "folder", "imagenet100", "imagenette", "npz", "pets37")
+    assert tuple(DATA_FORMATS.get(kind).form for kind in DATA_FORMATS.names()) == SPEC_FORMS
+    assert "imagenette:ROOT" in SPEC_FORMS and "npz:PATH" in SPEC_FORMS
 
 
 def test_parse_spec() -> None:
@@ -171,11 +179,27 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
         load_data(f"npz:{tmp_path / 'd.npz'}", **kwargs)
 
 
-@pytest.mark.parametrize("kind", ["npz", "folder", "flowers102", "pets37", "imagenet100", "cifar10"])
+@pytest.mark.parametrize("kind", ["npz", "folder", "imagenet100"])
 def test_missing_path(tmp_path: Path, kind: str) -> None:
     missing = tmp_path / "nowhere"
     with data_error(f"not found: {missing}"):
         load_data(f"{kind}:{missing}")
+
+
+@pytest.mark.parametrize(
+    ("kind", "files"),
+    [
+        ("cifar10", "place cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz) in "),
+        ("imagenette", "place imagenette2-160.tgz (https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz)"),
+        ("flowers102", "place 102flowers.tgz (https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz), "),
+        ("pets37", "place images.tar.gz (https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz), "),
+    ],
+)
+def test_missing_downloadable_dataset_says_what_to_place_where(tmp_path: Path, kind: str, files: str) -> None:
+    missing = tmp_path / "nowhere"
+    with data_error(f" not found in {missing} (no such folder): run with --download, or ", files) as caught:
+        load_data(f"{kind}:{missing}")
+    assert "\n" not in str(caught.value) and not missing.exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,11 +421,11 @@ def test_flowers102(tmp_path: Path, nested: bool) -> None:
 
 
 def test_flowers102_errors(tmp_path: Path) -> None:
-    with data_error("no imagelabels.mat in it"):
+    with data_error(f"Flowers-102 not found in {tmp_path} (no jpg, imagelabels.mat, setid.mat in {tmp_path})"):
         load_data(f"flowers102:{tmp_path}")
     write_flowers(tmp_path)
     (tmp_path / "setid.mat").unlink()
-    with data_error(f"missing file {tmp_path / 'setid.mat'}"):
+    with data_error(f"(no setid.mat in {tmp_path}): run with --download, or place 102flowers.tgz", "/flowers-102 "):
         load_data(f"flowers102:{tmp_path}")
     from scipy.io import savemat
 
@@ -458,7 +482,7 @@ def test_pets37(tmp_path: Path, nested: bool) -> None:
 
 
 def test_pets37_errors(tmp_path: Path) -> None:
-    with data_error("no annotations in it"):
+    with data_error(f"Oxford-IIIT Pets not found in {tmp_path} (no images, annotations in {tmp_path})"):
         load_data(f"pets37:{tmp_path}")
     write_pets(tmp_path, trainval=2, test=1)
     test_list = tmp_path / "annotations" / "test.txt"
@@ -519,6 +543,46 @@ def test_imagenet100_missing_wnids(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Imagenette
+
+
+IMAGENETTE_WNIDS = ["n01440764", "n02102040"]
+
+
+def write_imagenette(base: Path, train: int = 5, val: int = 2) -> None:
+    """The official ``imagenette2-160`` layout: ``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG`` and the labels csv."""
+    for index, wnid in enumerate(IMAGENETTE_WNIDS):
+        for split, count in (("train", train), ("val", val)):
+            for number in range(count):
+                write_image(base / split / wnid / f"{wnid}_{number}.JPEG", size=(12, 10), seed=10 * index + number)
+    (base / "noisy_imagenette.csv").write_text("path,noisy_labels_0,is_valid\n")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_imagenette(tmp_path: Path, nested: bool) -> None:
+    write_imagenette(tmp_path / "imagenette2-160" if nested else tmp_path)
+    data = load_data(f"imagenette:{tmp_path}", val_fraction=0.2, cache_short_side=5)
+    assert data.train.classes == IMAGENETTE_WNIDS and data.info["loader"] == "imagenette"
+    assert (len(data.train), len(data.val), len(data.test)) == (8, 2, 4)
+    assert data.info["origin"] == {"train": "official", "val": "carved from train", "test": "official"}
+    assert data.info["sources"] == {"train": "train/", "test": "val/"}
+    assert data.test.ids[0] == f"val/{IMAGENETTE_WNIDS[0]}/{IMAGENETTE_WNIDS[0]}_0.JPEG"
+    assert data.test.labels.tolist() == [0, 0, 1, 1] and data.train.images.shape[1:] == (3, 5, 6)
+    check_disjoint(data)
+
+
+def test_imagenette_errors(tmp_path: Path) -> None:
+    write_imagenette(tmp_path)
+    (tmp_path / "val").rename(tmp_path / "valid")
+    with data_error(f"Imagenette not found in {tmp_path} (no val in {tmp_path}): run with --download"):
+        load_data(f"imagenette:{tmp_path}")
+    (tmp_path / "valid").rename(tmp_path / "val")
+    (tmp_path / "val" / "n99999999").mkdir()
+    with data_error(f"class folder {tmp_path / 'val' / 'n99999999'} has no images"):
+        load_data(f"imagenette:{tmp_path}")
+
+
+# ----------------------------------------------------------------------------------------------
 # CIFAR-10
 
 
@@ -553,7 +617,7 @@ def test_cifar10(tmp_path: Path) -> None:
 def test_cifar10_errors(tmp_path: Path) -> None:
     write_cifar(tmp_path)
     (tmp_path / "test_batch").unlink()
-    with data_error(f"missing file {tmp_path / 'test_batch'}"):
+    with data_error(f"CIFAR-10 not found in {tmp_path} (no test_batch in {tmp_path})"):
         load_data(f"cifar10:{tmp_path}")
     (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": os.getcwd, b"labels": []}))
     with data_error("test_batch: refusing to load"):
@@ -562,7 +626,7 @@ def test_cifar10_errors(tmp_path: Path) -> None:
     with data_error("test_batch: 'data' must be uint8 [n, 3072]"):
         load_data(f"cifar10:{tmp_path}")
     (tmp_path / "batches.meta").unlink()
-    with data_error("not a CIFAR-10 folder: no batches.meta"):
+    with data_error("(no batches.meta in "):
         load_data(f"cifar10:{tmp_path}")
 
 
@@ -590,9 +654,8 @@ def test_zero_fractions_give_no_split(tmp_path: Path) -> None:
 
 
 def test_imagewoof_real_data() -> None:
-    root = SHARED_DATASETS / "imagewoof"
-    if not (root / "imagewoof_96_train.npz").is_file():
-        pytest.skip(f"real Imagewoof data not found at {root}")
+    root = IMAGEWOOF
+    require_dataset(root / "imagewoof_96_train.npz")
     data = load_data(f"npz:{root}", val_fraction=0.1, seed=0)
     assert (len(data.train), len(data.val), len(data.test)) == (2700, 300, 1000)
     assert all(ident.startswith("val/") for ident in data.test.ids)

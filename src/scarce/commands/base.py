@@ -26,6 +26,19 @@ class Command:
 COMMANDS: Registry[Command] = Registry("command")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool, what: str = "dataset spec") -> None:
+    """``--data SPEC`` (the registered data formats) and ``--download`` (the sets that can fetch
+    themselves: Imagenette, CIFAR-10, Flowers-102, Pets-37)."""
+    from scarce.data.datasets import SPEC_FORMS
+
+    parser.add_argument("--data", required=required, help=f"{what}: {' | '.join(SPEC_FORMS)}")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a missing imagenette / cifar10 / flowers102 / pets37 dataset into its ROOT (checksummed)",
+    )
+
+
 def register_command(
     name: str, run: Callable[[argparse.Namespace], int], add_arguments: Callable[[argparse.ArgumentParser], None] | None
 ) -> None:

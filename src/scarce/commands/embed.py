@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scarce.commands.base import register_command
+from scarce.commands.base import add_data_arguments, register_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="run directory, checkpoint (.pt) or weights (.safetensors)")
-    parser.add_argument("--data", required=True, help="dataset spec")
+    add_data_arguments(parser, required=True)
     parser.add_argument("--out", required=True, help="output file: .npz or .safetensors")
     parser.add_argument("--encoder", choices=("context", "target"), default="context")
     parser.add_argument("--tokens", action="store_true", help="also write all tokens [M, N, D]")
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix not in (".npz", ".safetensors"):
         raise ConfigError(f"--out must end in .npz or .safetensors, got {out.name}")
     loaded = load_encoder(args.source, args.encoder)
-    splits = splits_for(args.data, EvaluationConfig(), run_config_of(loaded))
+    splits = splits_for(args.data, EvaluationConfig(download=args.download), run_config_of(loaded))
     frozen = FrozenEncoder(loaded.encoder, select_device(args.device))
     arrays: dict[str, torch.Tensor] = {}
     ids: list[str] = []

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scarce.commands.base import register_command
+from scarce.commands.base import add_data_arguments, register_command
 
 if TYPE_CHECKING:
     from scarce.evaluate import EvaluationConfig
@@ -16,7 +16,7 @@ DEFAULT_FAMILIES = "attentive,linear,knn,fewshot"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="run directory, checkpoint (.pt) or weights (.safetensors)")
-    parser.add_argument("--data", required=True, help="labelled dataset spec, e.g. npz:PATH or folder:PATH")
+    add_data_arguments(parser, required=True, what="labelled dataset spec")
     parser.add_argument(
         "--encoder",
         choices=("context", "target"),
@@ -60,6 +60,7 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
         "precision": args.precision,
         "num_workers": args.workers,
         "augment": not args.no_augment,
+        "download": args.download,
     }
     if args.epochs is not None:
         options["epochs"] = args.epochs

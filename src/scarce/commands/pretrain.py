@@ -9,17 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scarce.commands.base import register_command
+from scarce.commands.base import add_data_arguments, register_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c", "--config", help="preset name (scarce presets) or YAML file; default with --resume: the run's"
     )
-    parser.add_argument(
-        "--data",
-        help="dataset spec: npz:PATH | folder:PATH | flowers102:ROOT | pets37:ROOT | imagenet100:ROOT | cifar10:ROOT",
-    )
+    add_data_arguments(parser, required=False)
     parser.add_argument("-o", "--out", required=True, help="run directory (created; refused if it holds a run)")
     parser.add_argument("--epochs", type=int, help="schedule.epochs")
     parser.add_argument("--batch-size", type=int, help="run.batch_size")
@@ -45,6 +42,7 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
     """Config overrides from the common training options (``--epochs`` -> ``schedule.epochs`` ...)."""
     options = {
         "data.spec": args.data,
+        "data.download": True if args.download else None,
         "schedule.epochs": args.epochs,
         "run.batch_size": args.batch_size,
         "data.subset_total": args.limit,

@@ -6,7 +6,8 @@ images have the same size, else a list of ``[3, H_i, W_i]`` tensors. ``load_data
 in :mod:`scarce.data.image_set` and the readers of each format in :mod:`scarce.data.formats`; the
 names they export are re-exported here.
 
-Dataset specs (``KIND:PATH``):
+Dataset specs (``KIND:PATH``; ``KIND`` is a format registered in ``DATA_FORMATS``, one module of
+:mod:`scarce.data.formats` each; ``SPEC_FORMS`` lists them, an unknown kind is an error listing them):
 
 - ``npz:FILE.npz``: keys ``x`` uint8 ``[N, H, W, 3]`` (RGB) or ``[N, H, W]`` (greyscale, made
   RGB), optional ``y`` integer ``[N]``, ``classes`` str ``[C]`` (default ``"0"``, ``"1"``, ...) and
@@ -22,15 +23,26 @@ Dataset specs (``KIND:PATH``):
   ROOT or ``ROOT/oxford-iiit-pet``; class names are the image-name prefixes, by class id.
 - ``imagenet100:ROOT``: ``ROOT/train/<wnid>/`` and ``ROOT/val/<wnid>/`` (ImageNet layout),
   restricted to the 100 WNIDs of the SCOTT paper (``imagenet100_wnids()``); other folders are ignored.
+- ``imagenette:ROOT``: the official Imagenette 160 px release (``train/<wnid>/*.JPEG``,
+  ``val/<wnid>/*.JPEG``) in ROOT or ``ROOT/imagenette2-160``; class names are the WNIDs.
 - ``cifar10:ROOT``: the python pickle batches in ROOT or ``ROOT/cifar-10-batches-py``.
+
+Downloads: ``load_data(spec, download=True)`` fetches a missing Imagenette, CIFAR-10, Flowers-102
+or Pets-37 into ROOT from the official URLs that torchvision uses (``imagenette2-160.tgz``;
+``cifar-10-python.tar.gz``; ``102flowers.tgz``, ``imagelabels.mat`` and ``setid.mat`` into
+``ROOT/flowers-102``; ``images.tar.gz`` and ``annotations.tar.gz`` into ``ROOT/oxford-iiit-pet``),
+checks their md5 and extracts the archives. A dataset already present is never fetched again; a
+file with a wrong md5 is removed and reported. Without ``download``, or offline, a missing dataset
+is a one-line DataError naming the files to place where. The other formats have nothing to fetch.
 
 How the splits are made (``info["origin"]`` records it for each split):
 
 1. **Official train, val and test** (Flowers-102; a DIR with all three): used as they are.
 2. **Official train and test** (Pets-37, CIFAR-10; a DIR with train and test): val is carved
    from train, ``val_fraction`` of train, stratified.
-3. **Official train and val only** (ImageNet-100; a DIR with train and val, e.g. Imagewoof): the
-   official val split becomes the **test** split, and val is carved from train as in 2.
+3. **Official train and val only** (ImageNet-100, Imagenette; a DIR with train and val, e.g.
+   Imagewoof): the official val split becomes the **test** split, and val is carved from train
+   as in 2.
 4. **One labelled source** (one npz file, class folders, a DIR with train only): test is carved
    from all images (``test_fraction``), then val (``val_fraction`` of all images), stratified.
 5. **One unlabelled source**: every image is train; val and test are None.
@@ -39,8 +51,8 @@ Carving uses :func:`scarce.data.splits.stratified_split` (test with ``seed``, va
 ``seed + 1``); a fraction of 0 gives no split (None). The val and test classes of official splits
 are mapped onto the train classes by name. Every split is labelled, or none is.
 
-Decoded images (folders, Flowers, Pets, ImageNet) can be resized so that their short side is
-``cache_short_side`` (PIL bicubic, antialiased, aspect ratio kept; JPEGs are first decoded at a
+Decoded images (folders, Flowers, Pets, ImageNet, Imagenette) can be resized so that their short
+side is ``cache_short_side`` (PIL bicubic, antialiased, aspect ratio kept; JPEGs are first decoded at a
 reduced DCT scale that keeps at least twice that size). npz and CIFAR arrays are kept as stored.
 Every error a user can cause raises :class:`scarce.errors.DataError` naming the path, file or key.
 """
@@ -51,9 +63,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scarce.data.formats import (
+    DATA_FORMATS,
     IMAGE_EXTENSIONS,
-    LOADERS,
     SPLIT_NAMES,
+    DataFormat,
     Source,
     decode_image,
     decode_images,
@@ -63,16 +76,19 @@ from scarce.data.formats import (
     list_class_images,
     read_image_folder,
     read_npz,
+    spec_forms,
 )
 from scarce.data.image_set import UNLABELLED, ImageSet, concat, fingerprint, pack_images, relabel
 from scarce.data.splits import stratified_split
 from scarce.errors import DataError
 
 __all__ = [
+    "DATA_FORMATS",
     "IMAGE_EXTENSIONS",
     "SPEC_FORMS",
     "SPLIT_NAMES",
     "UNLABELLED",
+    "DataFormat",
     "DataSplits",
     "ImageSet",
     "Origin",
@@ -92,7 +108,8 @@ __all__ = [
     "relabel",
 ]
 
-SPEC_FORMS = ("npz:PATH", "folder:PATH", "flowers102:ROOT", "pets37:ROOT", "imagenet100:ROOT", "cifar10:ROOT")
+SPEC_FORMS = spec_forms()
+"""The spec form of every data format registered by :mod:`scarce.data.formats`, by kind."""
 
 
 @dataclass
@@ -187,10 +204,13 @@ def _make_splits(
 
 
 def parse_spec(spec: str) -> tuple[str, Path]:
-    """``"npz:/data/x.npz"`` -> ``("npz", Path("/data/x.npz"))``; DataError for an unknown form."""
+    """``"npz:/data/x.npz"`` -> ``("npz", Path("/data/x.npz"))``; one-line DataError for an unknown form.
+
+    The kinds are those of ``DATA_FORMATS``; the error lists their spec forms.
+    """
     kind, colon, location = spec.partition(":")
-    if not colon or kind not in LOADERS or not location:
-        raise DataError(f"unknown dataset spec {spec!r}; expected one of {', '.join(SPEC_FORMS)}")
+    if not colon or kind not in DATA_FORMATS or not location:
+        raise DataError(f"unknown dataset spec {spec!r}; expected one of {', '.join(spec_forms())}")
     return kind, Path(location).expanduser()
 
 
@@ -201,6 +221,7 @@ def load_data(
     test_fraction: float = 0.2,
     seed: int = 0,
     cache_short_side: int | None = None,
+    download: bool = False,
 ) -> DataSplits:
     """Load a dataset spec and make train / val / test splits (rules in the module docstring).
 
@@ -210,10 +231,16 @@ def load_data(
         test_fraction: share of test when it is carved from one labelled source.
         seed: seed of the carving.
         cache_short_side: resize decoded images to this short side (None: keep their size).
+        download: fetch a downloadable dataset (imagenette, cifar10, flowers102, pets37) into its
+            ROOT when its files are absent (md5-checked, extracted; never re-fetched once present).
+            The other formats have nothing to fetch and ignore it.
     """
     _check_arguments(val_fraction, test_fraction, cache_short_side)
     kind, path = parse_spec(spec)
-    source = LOADERS[kind](path, cache_short_side)
+    data_format = DATA_FORMATS.get(kind)
+    if download:
+        data_format.download(path)
+    source = data_format.load(path, cache_short_side)
     data, origin, sources, notes = _make_splits(source, val_fraction, test_fraction, seed)
     splits = {"train": data.train, "val": data.val, "test": data.test}
     data.info = {
