@@ -7,8 +7,9 @@ import copy
 import pytest
 import torch
 
+from scarce.data.transforms import normalize_batch
 from scarce.methods.base import Batch
-from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
+from scarce.methods.mimjepa import MIMJEPA, center_targets, masked_smooth_l1
 from scarce.models import build_predictor, create_encoder
 from scarce.models.layers import token_layer_norm
 from tests.helpers import random_keep_mask
@@ -121,9 +122,28 @@ def test_target_centering_option_reaches_the_loss() -> None:
     plain.eval(), centred.eval()
     plain_out, centred_out = plain.training_step(batch), centred.training_step(batch)
     assert centred_out.probe_tokens is not None and plain_out.probe_tokens is not None
-    torch.testing.assert_close(centred_out.probe_tokens.mean(dim=(0, 1)), torch.zeros(64), atol=1e-5, rtol=0)
+    # the same targets before centring (the probe's tokens), a different loss after it
+    torch.testing.assert_close(centred_out.probe_tokens, plain_out.probe_tokens)
     assert plain_out.probe_tokens.mean(dim=(0, 1)).abs().max() > 1e-2
+    torch.testing.assert_close(
+        center_targets(plain_out.probe_tokens).mean(dim=(0, 1)), torch.zeros(64), atol=1e-5, rtol=0
+    )
     assert centred_out.loss.item() != plain_out.loss.item()
     assert "context_token_std" in plain_out.metrics
     with pytest.raises(ValueError, match="target_centering"):
         MIMJEPA(encoder, plain.predictor, target_centering="ema")  # type: ignore[arg-type]
+
+
+def test_batch_centred_targets_leave_the_probe_tokens_as_validation_sees_them() -> None:
+    """The loss regresses centred targets; the online probe trains on the target encoder's LayerNorm-ed
+    tokens, exactly what its validation pass computes (a centred training input would be shifted)."""
+    method = _method().train()
+    method.target_centering = "batch"
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    batch = Batch(views=[images, images.clone()], keep_mask=random_keep_mask(4, (8, 8)))
+    output = method.training_step(batch)
+    with torch.no_grad():
+        expected = token_layer_norm(method.target_encoder(normalize_batch(images)))
+    assert output.probe_tokens is not None
+    torch.testing.assert_close(output.probe_tokens, expected)
+    assert output.probe_tokens.mean(dim=(0, 1)).abs().max() > 1e-3  # not centred: the test can fail

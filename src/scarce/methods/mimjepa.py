@@ -126,11 +126,13 @@ class MIMJEPA(Method):
             raise ValueError("MIM-JEPA needs two aligned views and a keep mask per batch")
         context_view, target_view = (normalize_batch(view) for view in batch.views)
         with torch.no_grad():
-            targets = token_layer_norm(self.target_encoder(target_view))
-            if self.target_centering == "batch":
-                targets = center_targets(targets)
+            target_tokens = token_layer_norm(self.target_encoder(target_view))
+            targets = center_targets(target_tokens) if self.target_centering == "batch" else target_tokens
         context = self.context_encoder(context_view, batch.keep_mask)
         predictions = self.predictor(context, batch.keep_mask)
         loss = masked_smooth_l1(predictions.float(), targets.float(), batch.keep_mask)
         metrics = {"loss": loss.detach(), "context_token_std": context.detach().float().std(dim=0).mean()}
-        return StepOutput(loss=loss, metrics=metrics, probe_tokens=targets.detach())
+        # the online probe and the collapse diagnostics see the target encoder's tokens as its validation
+        # does (LayerNorm-ed, never batch-centred: a probe trained on centred tokens would be scored on
+        # tokens shifted by the batch mean)
+        return StepOutput(loss=loss, metrics=metrics, probe_tokens=target_tokens.detach())
