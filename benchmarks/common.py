@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: timing, the matmul reference rate, result files."""
+"""Helpers shared by the benchmark scripts (and the tests, which may import from ``benchmarks``; benchmarks
+never import from ``tests``): the shared dataset paths, timing, the matmul reference rate, result files."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ import torch
 from scarce.runtime import environment_info
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# The real datasets, next to the checkout (``../shared/datasets``): one place for benchmarks and tests.
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+IMAGENETTE = DATASETS / "imagenette"
+IMAGEWOOF = DATASETS / "imagewoof"
 
 
 def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -6,8 +6,8 @@ The evaluation suite's end-to-end test (``tests/eval/test_evaluation_end_to_end.
 tiny encoder briefly, evaluates it with the frozen probes of ``scarce evaluate`` and asks it to beat
 the same architecture at its random initialisation by a stated margin. This script measures, for
 several seeds, the trained-minus-random differences that margin must sit well below: it runs the
-test's exact configuration (``tests.eval.e2e_settings``) for each seed and writes the kNN and linear
-top-1 on the validation and test splits of both encoders.
+test's exact configuration (``benchmarks.evaluation_margin_settings``, which the test imports) for each
+seed and writes the kNN and linear top-1 on the validation and test splits of both encoders.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from tests.eval.e2e_settings import EVALUATION, VARIANTS, VIEW_EVALUATION, write_view_dataset
-
 from benchmarks.common import run_header, spread_text, write_results
+from benchmarks.evaluation_margin_settings import EVALUATION, VARIANTS, VIEW_EVALUATION, write_view_dataset
 from scarce.config import load_config
 from scarce.eval.encoders import LoadedEncoder, load_encoder, random_encoder
 from scarce.evaluate import EvaluationConfig, evaluate
@@ -44,6 +44,7 @@ def scores(loaded: LoadedEncoder, tasks: dict[str, tuple[str, EvaluationConfig]]
 
 def main() -> None:
     tune_cpu_allocator()
+    start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     scratch = Path(tempfile.mkdtemp())
     views = write_view_dataset(scratch / "views")
@@ -62,12 +63,15 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
+    minutes = round((time.perf_counter() - start) / 60, 1)
     keys = sorted(rows[0]["trained"])
     lines = [
-        "Settings: `tests/eval/e2e_settings.py` (tiny ViT-tokenizer encoder, 32 px, 3 epochs on Imagenette); "
-        "context / online encoder; frozen probes of `scarce evaluate` (val: carved from train, test: the official "
-        "val images); random init: the same architecture and seed. Task `classes`: Imagenette's 10 classes; "
-        "task `views`: instance-level, each of 100 unseen images is a class (`write_view_dataset`).\n",
+        f"Wall-clock: {minutes} min for {len(rows)} runs (pretraining + both tasks' probes of trained and "
+        "random-init encoders).\n",
+        "Settings: `benchmarks/evaluation_margin_settings.py` (tiny ViT-tokenizer encoder, 32 px, 3 epochs on "
+        "Imagenette); context / online encoder; frozen probes of `scarce evaluate` (val: carved from train, test: "
+        "the official val images); random init: the same architecture and seed. Task `classes`: Imagenette's 10 "
+        "classes; task `views`: instance-level, each of 100 unseen images is a class (`write_view_dataset`).\n",
         "| variant | seed | " + " | ".join(f"{key} trained / random / diff" for key in keys) + " |",
         "|---|---:|" + "---|" * len(keys),
     ]
@@ -79,7 +83,8 @@ def main() -> None:
         for key in keys:
             diffs = [row["difference"][key] for row in rows if row["variant"] == variant]
             lines.append(f"- {variant}, {key}: {spread_text(diffs)}")
-    write_results("evaluation_margin", {**run_header(), "rows": rows}, "\n".join(lines) + "\n")
+    payload = {**run_header(), "wall_clock_minutes": minutes, "rows": rows}
+    write_results("evaluation_margin", payload, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

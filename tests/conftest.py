@@ -1,9 +1,14 @@
-"""Shared test fixtures: deterministic seeds, small thread count."""
+"""Shared test fixtures: deterministic seeds, the real datasets. Shared constants and helpers are in
+``tests/helpers.py``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from tests.helpers import IMAGENETTE, require_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -11,9 +16,8 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
-def random_keep_mask(batch: int, grid: tuple[int, int], ratio: float = 0.6, seed: int = 0) -> torch.Tensor:
-    """A blockwise keep mask ``[B, N]`` (True = visible) for tests."""
-    from scarce.masking import make_mask_generator
-
-    generator = make_mask_generator("blockwise", grid, ratio)
-    return generator(batch, torch.Generator().manual_seed(seed))
+@pytest.fixture
+def imagenette() -> Path:
+    """The real Imagenette directory (``../shared/datasets/imagenette``); skips without it, fails under
+    ``CI=true``. Tests that only need it present use ``@needs_data`` (``tests.helpers``)."""
+    return require_dataset(IMAGENETTE)

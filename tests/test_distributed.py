@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.test_pretrain import IMAGENETTE, needs_data
+from tests.helpers import IMAGENETTE, needs_data
 
 pytestmark = [needs_data, pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")]
 

@@ -18,17 +18,7 @@ from scarce.cli import main
 from scarce.config import load_config
 from scarce.errors import CheckpointError, DataError
 from scarce.pretrain import pretrain
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-IMAGENETTE = DATASETS / "imagenette"
-needs_data = pytest.mark.skipif(not IMAGENETTE.is_dir(), reason=f"real images not found at {IMAGENETTE}")
-
-TINY_OVERRIDES = [
-    f"data.spec=npz:{IMAGENETTE}",
-    "data.subset_total=256",
-    "data.num_workers=0",
-    "run.tensorboard=false",
-]
+from tests.helpers import IMAGENETTE, TINY_OVERRIDES, needs_data
 
 
 def _iteration_losses(run_dir: Path) -> list[float]:

@@ -21,7 +21,7 @@ from scarce.models.backbone import backbone_metadata, build_backbone
 from scarce.models.resnet import ResNetBackbone, ResNetConfig
 from scarce.pretrain import pretrain
 from scarce.supervised import train_supervised
-from tests.test_pretrain import IMAGENETTE, TINY_OVERRIDES, needs_data
+from tests.helpers import IMAGENETTE, TINY_OVERRIDES, needs_data
 
 TINY = [
     *TINY_OVERRIDES,  # imagenette, 256 images, no workers, no tensorboard

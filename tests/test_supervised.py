@@ -13,7 +13,7 @@ from scarce.config import load_config
 from scarce.errors import ConfigError
 from scarce.pretrain import pretrain
 from scarce.supervised import SUPERVISED_RECIPE, train_supervised
-from tests.test_pretrain import IMAGENETTE, needs_data
+from tests.helpers import IMAGENETTE, needs_data
 
 BASE = [f"data.spec=npz:{IMAGENETTE}", "data.subset_total=128", "data.num_workers=0", "run.tensorboard=false"]
 

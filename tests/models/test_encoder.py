@@ -20,7 +20,7 @@ from scarce.models import (
     sincos_pos_embed_2d,
 )
 from scarce.models.transformer import swiglu_hidden_dim
-from tests.conftest import random_keep_mask
+from tests.helpers import random_keep_mask
 
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 

@@ -10,7 +10,7 @@ import torch
 
 from scarce.models import MaxBlurPool2d, PatchEmbedTokenizer, SCOTTTokenizer
 from scarce.models.tokenizers import upsample_keep_mask
-from tests.conftest import random_keep_mask
+from tests.helpers import random_keep_mask
 
 STRIDES = (16, 8, 4)
 
