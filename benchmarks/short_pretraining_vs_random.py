@@ -18,14 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import run_header, write_results
+from benchmarks.common import IMAGENETTE, run_header, write_results
 from scarce.config import load_config
 from scarce.eval.encoders import LoadedEncoder, load_encoder, random_encoder
 from scarce.evaluate import EvaluationConfig, evaluate
 from scarce.pretrain import pretrain
 from scarce.runtime import tune_cpu_allocator
 
-DATA = f"npz:{Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'imagenette'}"
+DATA = f"npz:{IMAGENETTE}"
 BASE = [f"data.spec={DATA}", "data.num_workers=0", "run.tensorboard=false", "run.online_probe=false"]
 SHORT = ["schedule.epochs=3", "schedule.warmup_epochs=0.5"]
 VARIANTS: dict[str, list[str]] = {
