@@ -4,7 +4,7 @@
 
 Runs the exact measurement of ``tests/methods/test_contrastive_learning.py``
 (``benchmarks.contrastive_margin_settings``, which the test imports; 4 epochs on 256
-Imagenette images at 32 px, ResNet-18; top-1 matching of a centre view to a cropped and flipped view
+Imagenette images at 64 px, ResNet-18; top-1 matching of a centre view to a cropped and flipped view
 among 128 unseen images) for MoCo v2, SimCLR and BYOL with seeds 0, 1 and 2, and writes the trained
 and random-init accuracies and their difference: the evidence behind the test's ``MARGIN``, which
 must sit well below the smallest difference.
@@ -35,7 +35,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
     lines = [
         f"View matching (top-1 among {HELD_OUT} unseen Imagenette test images, centre view vs a crop of area",
-        "0.5-1 with flip) after 4 epochs on 256 images at 32 px, ResNet-18, against the exact random",
+        "0.5-1 with flip) after 4 epochs on 256 images at 64 px, ResNet-18, against the exact random",
         "initialisation (settings: `benchmarks/contrastive_margin_settings.py`); the test (seed 0) asks for a",
         "difference above its `MARGIN` (`tests/methods/test_contrastive_learning.py`).\n",
         "| method | seed | trained | random init | difference |",

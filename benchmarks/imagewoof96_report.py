@@ -3,7 +3,7 @@
 Reads the arms' run directories and writes ``results/imagewoof96.json`` (one row per arm, seed and
 probe), ``results/imagewoof96.md``, ``results/imagewoof96.png`` (validation top-1 against training
 wall-clock) and ``results/imagewoof96_epochs/`` (each finished arm's per-epoch log), and replaces
-the table between the README's ``imagewoof96`` markers.
+the table between the ``imagewoof96`` markers of ``docs/results-imagewoof.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from benchmarks.imagewoof96 import ARMS, RESULTS, ROOT, Arm, arm_commands, results_path
 
 JSON_PATH = RESULTS / "imagewoof96.json"
-README = ROOT / "README.md"
+RESULTS_PAGE = ROOT / "docs" / "results-imagewoof.md"  # the page that holds the table between its markers
 START, END = "<!-- imagewoof96:start -->", "<!-- imagewoof96:end -->"
 
 
@@ -191,12 +191,12 @@ def plot(path: Path) -> None:
 
 
 def update_readme(markdown: str) -> None:
-    text = README.read_text()
+    text = RESULTS_PAGE.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
+        raise SystemExit(f"{RESULTS_PAGE.name} has no {START} ... {END} markers")
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
-    README.write_text(f"{before}{START}\n{markdown}\n{END}{after}")
+    RESULTS_PAGE.write_text(f"{before}{START}\n{markdown}\n{END}{after}")
 
 
 def copy_epoch_logs() -> None:
