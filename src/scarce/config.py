@@ -18,7 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scarce.errors import ConfigError
+from scarce.data.budget import LabelBudget
+from scarce.errors import ConfigError, DataError
 from scarce.methods import METHODS
 from scarce.models.backbone import BACKBONES, BackboneKind
 from scarce.models.encoder import EncoderConfig
@@ -85,6 +86,16 @@ class DataConfig(Section):
     split_seed: int = Field(0, ge=0)
     subset_per_class: int | None = Field(None, ge=1)
     subset_total: int | None = Field(None, ge=1)
+    labels_per_class: int | None = Field(
+        None, ge=1, description="label budget: N labelled training images per class, the rest unlabelled"
+    )
+    label_fraction: float | None = Field(
+        None, gt=0, le=1, description="label budget: this share of the training images keeps its label"
+    )
+    val_per_class: int | None = Field(
+        None, ge=1, description="under a budget: this many of each class's labels form the validation split"
+    )
+    label_seed: int = Field(0, ge=0, description="seed of the label-budget draw (same seed, same labelled ids)")
     cache_short_side: int | None = Field(None, ge=8, description="resize decoded images once (folders)")
     num_workers: int | None = Field(None, ge=0, description="loader processes; default: 1 on CPU, 8 on GPU")
 
@@ -92,7 +103,16 @@ class DataConfig(Section):
     def _one_subset_rule(self) -> DataConfig:
         if self.subset_per_class is not None and self.subset_total is not None:
             raise ValueError("give subset_per_class or subset_total, not both")
+        try:
+            self.budget  # noqa: B018 (validates the budget fields together)
+        except DataError as error:
+            raise ValueError(str(error)) from None
         return self
+
+    @property
+    def budget(self) -> LabelBudget:
+        """The label budget (:mod:`scarce.data.budget`); inactive when no budget field is set."""
+        return LabelBudget(self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed)
 
 
 class AugmentationConfig(Section):
@@ -225,6 +245,24 @@ class SupervisedConfig(Section):
         return HEADS.validate(head)
 
 
+class FinetuneConfig(SupervisedConfig):
+    """``scarce finetune`` (``method: finetune``): the supervised options plus the fine-tuning
+    recipe of MAE / BEiT (layer-wise LR decay, MixUp + CutMix, an EMA of the weights) and LP-FT.
+    Drop path is ``model.stochastic_depth_rate``; the EMA momentum follows ``schedule.ema_start`` ->
+    ``schedule.ema_end``."""
+
+    layer_decay: float = Field(
+        1.0, gt=0, le=1, description="LR of layer l = lr x layer_decay^(L - l): per block (ViT) or stage (ResNet)"
+    )
+    cutmix_alpha: float = Field(
+        0.0, ge=0, description="CutMix with Beta(alpha, alpha); with mixup, one of them per batch"
+    )
+    head_only_epochs: int = Field(
+        0, ge=0, description="LP-FT: train only the head (encoder frozen) for this many epochs"
+    )
+    weight_ema: bool = Field(False, description="evaluate and export an EMA of the weights")
+
+
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
@@ -240,6 +278,7 @@ class ScarceConfig(Section):
     mimjepa: MIMJEPAConfig = MIMJEPAConfig()
     contrastive: ContrastiveConfig = ContrastiveConfig()
     supervised: SupervisedConfig = SupervisedConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     stages: tuple[StageConfig, ...] = ()
 
     @field_validator("method")

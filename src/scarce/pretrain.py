@@ -22,7 +22,8 @@ from safetensors.torch import save_file
 
 from scarce.builders import build_method, build_transform
 from scarce.config import ScarceConfig, build_config, config_differences
-from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint, load_data
+from scarce.data.budget import load_budgeted
+from scarce.data.datasets import DataSplits, ImageSet, concat, fingerprint
 from scarce.data.loader import AugmentedViews
 from scarce.data.splits import take_subset
 from scarce.engine.checkpoint import atomic_write, load_resume_checkpoint, load_state_dict_strict
@@ -67,8 +68,9 @@ def prepare_data(config: ScarceConfig) -> PretrainData:
     data = config.data
     if not data.spec:
         raise ConfigError("no data: pass --data SPEC (e.g. npz:PATH or folder:PATH) or set data.spec")
-    splits = load_data(
+    splits = load_budgeted(
         data.spec,
+        data.budget,
         val_fraction=data.val_fraction,
         test_fraction=data.test_fraction,
         seed=data.split_seed,
@@ -83,11 +85,12 @@ def prepare_data(config: ScarceConfig) -> PretrainData:
         )
         train = train.subset(indices)
         subset_ids = list(train.ids)
-    pretrain_images = train
+    # the SSL objective sees every training image: labelled, and under a budget the unlabelled rest
+    pretrain_images = train if splits.unlabelled is None else concat([train, splits.unlabelled])
     if data.protocol == "transductive":
         # the paper's setting: the SSL objective also sees val and test images, never their labels
         others = [split for split in (splits.val, splits.test) if split is not None]
-        pretrain_images = concat([train, *[_unlabelled(split) for split in others]])
+        pretrain_images = concat([pretrain_images, *[_unlabelled(split) for split in others]])
     return PretrainData(splits=splits, train=train, pretrain_images=pretrain_images, subset_ids=subset_ids)
 
 
@@ -125,6 +128,7 @@ def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: Pretra
         "pretrain_images": len(data.pretrain_images),
         "pretrain_fingerprint": fingerprint(data.pretrain_images),
         "labelled_train_images": len(data.train),
+        "labels_used": labels_used(data),
         "cost": backbone_cost(config),
     }
     run_dir.write_config(config.to_dict())
@@ -134,8 +138,20 @@ def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: Pretra
         "val": [] if splits.val is None else list(splits.val.ids),
         "test": [] if splits.test is None else list(splits.test.ids),
         "subset": data.subset_ids,
+        "labelled": list(data.train.ids),
+        "unlabelled": [] if splits.unlabelled is None else list(splits.unlabelled.ids),
+        "label_budget": splits.info.get("label_budget"),
     }
     run_dir.write_json(run_dir.splits_path, split_ids)
+
+
+def labels_used(data: PretrainData) -> dict[str, int]:
+    """Labels the run may see: its labelled training images and its validation split's labels."""
+    val = data.splits.val
+    return {
+        "train": len(data.train) if data.train.is_labelled else 0,
+        "val": len(val) if val and val.is_labelled else 0,
+    }
 
 
 def backbone_cost(config: ScarceConfig) -> dict[str, Any]:
@@ -190,8 +206,8 @@ def build_trainer(
         raise DataError(f"{config.method} training needs labelled images; {config.data.spec} has none")
     images = data.train if labelled_only else data.pretrain_images
     method = build_method(config, data.train.num_classes, train_size=len(images), log=log)
-    if dist_info is not None and dist_info.enabled and config.supervised.warmup_last_stage_epochs and labelled_only:
-        raise ConfigError("supervised.warmup_last_stage_epochs runs on one process (it changes which parameters train)")
+    if dist_info is not None and dist_info.enabled and method_class.changes_trainable_parameters(config):
+        raise ConfigError(f"{config.method}: a warm-up that freezes layers runs on one process (not under torchrun)")
     dataset = AugmentedViews(images, build_transform(config), method.mask_generator(config), config.run.seed)
     val = data.splits.val
     val_labelled = val is not None and val.is_labelled

@@ -17,18 +17,20 @@ from typing import Any
 import torch
 
 from scarce.config import ScarceConfig
+from scarce.data.image_set import ImageSet
 from scarce.engine.checkpoint import load_checkpoint, load_state_dict_strict
 from scarce.engine.device import autocast_factory, select_device
 from scarce.engine.run_dir import RunDirectory
 from scarce.errors import CheckpointError
 from scarce.eval.families import result_row
 from scarce.eval.features import eval_view, extract
-from scarce.eval.metrics import classification_report
+from scarce.eval.metrics import ClassificationReport, classification_report
 from scarce.eval.report import write_report
 from scarce.eval.results import results_payload, split_record
-from scarce.methods.supervised import Supervised
+from scarce.methods import METHODS
 from scarce.models.backbone import build_backbone
-from scarce.pretrain import PretrainResult, prepare_data, pretrain
+from scarce.models.classifier import CLASSIFIER_FILE, save_classifier
+from scarce.pretrain import PretrainResult, labels_used, prepare_data, pretrain
 
 SUPERVISED_RECIPE = (
     "method=supervised",
@@ -41,25 +43,45 @@ decay 0.05, warm-up then cosine (no flat phase), label smoothing 0.1, the preset
 augmentation, batch size, epochs and peak LR."""
 
 
-def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Score the best-validation epoch on val and, once, on test; write the results files."""
+def _selected_checkpoint(run: RunDirectory) -> tuple[Path, str]:
+    """The weights to test: the best validation epoch's, else (no validation split: a label budget
+    without ``val_per_class``) the last epoch's; and how they were selected."""
+    if run.best_checkpoint.exists():
+        return run.best_checkpoint, "the epoch with the best validation top-1"
+    if run.last_checkpoint.exists():
+        return run.last_checkpoint, "none: fixed recipe, the last epoch (no validation split)"
+    raise CheckpointError(f"{run.path} holds no checkpoint to test")
+
+
+def test_classifier(config: ScarceConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score the selected epoch (see :func:`_selected_checkpoint`) on val (if any) and, once, on
+    test; write ``classifier.safetensors`` and the results files."""
     run = RunDirectory(run_dir)
-    if not run.best_checkpoint.exists():
-        raise CheckpointError(f"{run.best_checkpoint} not found: no validated epoch to test")
-    payload = load_checkpoint(run.best_checkpoint)
+    path, selection = _selected_checkpoint(run)
+    payload = load_checkpoint(path)
     data = prepare_data(config)
     val, test = data.splits.val, data.splits.test
-    if val is None or test is None or val.labels is None or test.labels is None:
-        raise CheckpointError("the test pass needs labelled val and test splits")
+    if test is None or test.labels is None:
+        raise CheckpointError("the test pass needs a labelled test split")
     device = select_device(config.run.device)
-    method = Supervised(
-        build_backbone(config.network_config()),
-        data.train.num_classes,
-        config.supervised.head,
-        config.supervised.label_smoothing,
-    )
-    load_state_dict_strict(method, payload["method"], f"best checkpoint {run.best_checkpoint}")
+    num_classes = data.train.num_classes
+    method_class = METHODS.get(config.method)
+    method = method_class.build(config, num_classes, build_backbone(config.network_config()))  # type: ignore[attr-defined]
+    load_state_dict_strict(method, payload["method"], f"checkpoint {path}")
     method.to(device).eval()
+    encoder, head = method.evaluated_modules()
+    options = method_class.options_of(config)  # type: ignore[attr-defined]
+    epoch = int(payload["state"]["best_epoch"] if path == run.best_checkpoint else payload["state"]["epoch"])
+    save_classifier(
+        run.path / CLASSIFIER_FILE,
+        encoder,
+        head,
+        head_kind=options.head,
+        classes=list(data.train.classes),
+        selected={"epoch": epoch, "selection": selection},
+        source=str(run.path),
+        method=config.method,
+    )
     autocast = autocast_factory(device, config.run.precision)
     size, batch = config.model.img_size, config.run.batch_size
 
@@ -67,28 +89,32 @@ def test_best_epoch(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
         with autocast():
             return method.logits(images.to(device)).float()
 
-    num_classes = data.train.num_classes
-    val_report = classification_report(extract(logits, eval_view(val, size), batch), val.labels, num_classes)
-    test_report = classification_report(extract(logits, eval_view(test, size), batch), test.labels, num_classes)
-    init = config.supervised.init
+    def report(split: ImageSet) -> ClassificationReport:
+        assert split.labels is not None
+        return classification_report(extract(logits, eval_view(split, size), batch), split.labels, num_classes)
+
+    named = {"train": data.train, "test": test, **({"val": val} if val is not None else {})}
+    init = options.init
+    what = f"{config.method} of {init}" if init else f"{config.method} from random init"
     protocol = {
-        "pretraining": f"fine-tuned from {init}" if init else "none (supervised)",
-        "selection": "the epoch with the best validation top-1",
+        "pretraining": f"fine-tuned from {init}" if init else "none (random init)",
+        "selection": selection,
         "test": "evaluated once, by the selected epoch",
         "splits": data.splits.info,
-        **split_record({"train": data.train, "val": val, "test": test}),
+        **split_record(named),
+        "labels_used": labels_used(data),
+        "label_budget": data.splits.info.get("label_budget"),
         "seed": config.run.seed,
     }
-    best_epoch = payload["state"]["best_epoch"]
     result = results_payload(
         encoder={
-            "source": f"{run.path} ({'supervised fine-tuning of ' + init if init else 'supervised from scratch'})",
-            "which": "supervised",
+            "source": f"{run.path} ({what})",
+            "which": config.method,
             "config": config.network_config().model_dump(),
         },
         data=config.data.spec,
         protocol=protocol,
-        rows=[result_row("supervised", config.supervised.head, {"epoch": best_epoch}, val_report, test_report)],
+        rows=[result_row(config.method, options.head, {"epoch": epoch}, report(val) if val else None, report(test))],
         device=device,
         seconds=0.0,
     )
@@ -105,6 +131,6 @@ def train_supervised(
     result = pretrain(config, run_dir, log=log, **training)
     if result.status != "finished" or not result.is_main:
         return result, None
-    report = test_best_epoch(config, run_dir, log=log)
+    report = test_classifier(config, run_dir, log=log)
     report["seconds"] = time.perf_counter() - started
     return result, report

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scarce.methods.base import Batch
-from scarce.methods.supervised import Supervised, mixup
+from scarce.methods.supervised import Supervised, batch_mixer
 from scarce.models.backbone import build_backbone
 from scarce.models.encoder import EncoderConfig
 from scarce.models.probes import MeanPoolLinearHead
@@ -17,13 +17,25 @@ def test_mixup_blends_images_and_targets_with_one_lambda() -> None:
     torch.manual_seed(0)
     images = torch.randn(4, 3, 8, 8)
     labels = torch.tensor([0, 1, 2, 1])
-    mixed, targets = mixup(images, labels, 3, alpha=1.0)
+    mixer = batch_mixer(3, mixup_alpha=1.0, cutmix_alpha=0.0)
+    assert mixer is not None
+    mixed, targets = mixer(images, labels)
     assert targets.shape == (4, 3)
     torch.testing.assert_close(targets.sum(1), torch.ones(4))
-    lam = float(targets[0, 0])  # image 0 (class 0) is mixed with image 3 (class 1)
+    lam = float(targets[1, 1])  # torchvision's MixUp blends image i with image i - 1: 1 (class 1) with 0 (class 0)
     assert 0.0 <= lam <= 1.0
-    torch.testing.assert_close(mixed[0], lam * images[0] + (1 - lam) * images[3])
-    torch.testing.assert_close(targets[0, 1], torch.tensor(1 - lam))
+    torch.testing.assert_close(mixed[1], lam * images[1] + (1 - lam) * images[0])
+    torch.testing.assert_close(targets[1, 0], torch.tensor(1 - lam))
+
+
+def test_cutmix_pastes_a_box_and_weights_targets_by_its_area() -> None:
+    torch.manual_seed(1)
+    images = torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])
+    mixer = batch_mixer(2, mixup_alpha=0.0, cutmix_alpha=1.0)
+    assert mixer is not None and batch_mixer(2, 0.0, 0.0) is None
+    mixed, targets = mixer(images, torch.tensor([0, 1]))
+    pasted = float(mixed[0].mean())  # image 0 (zeros) gets a box of image 1 (ones)
+    torch.testing.assert_close(targets[0], torch.tensor([1 - pasted, pasted]))
 
 
 def test_linear_head_init_and_resnet_logits() -> None:

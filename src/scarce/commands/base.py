@@ -49,3 +49,31 @@ def register_command(
     doc = (sys.modules[run.__module__].__doc__ if add_arguments is not None else run.__doc__) or name
     summary = doc.strip().splitlines()[0].split(": ", 1)[-1]
     COMMANDS.register(name)(Command(run, add_arguments, summary))
+
+
+BUDGET_OPTIONS = {
+    "labels_per_class": "data.labels_per_class",
+    "label_fraction": "data.label_fraction",
+    "val_per_class": "data.val_per_class",
+    "label_seed": "data.label_seed",
+}
+"""``args`` attribute -> config key of the label-budget options (:mod:`scarce.data.budget`)."""
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--labels-per-class N | --label-fraction F``, ``--val-per-class V``, ``--label-seed S``."""
+    group = parser.add_argument_group("label budget (the rest of the training split stays unlabelled)")
+    amount = group.add_mutually_exclusive_group()
+    amount.add_argument("--labels-per-class", type=int, help="keep the labels of N training images per class")
+    amount.add_argument("--label-fraction", type=float, help="keep the labels of this share of the training images")
+    group.add_argument(
+        "--val-per-class", type=int, help="of each class's budget, this many validate (default: no validation split)"
+    )
+    group.add_argument("--label-seed", type=int, help="seed of the labelled subset (default 0)")
+
+
+def budget_overrides(args: argparse.Namespace) -> list[str]:
+    """``data.labels_per_class=N`` ... for the budget options given on the command line."""
+    return [
+        f"{key}={getattr(args, name)}" for name, key in BUDGET_OPTIONS.items() if getattr(args, name, None) is not None
+    ]

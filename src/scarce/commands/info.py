@@ -37,15 +37,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     """List the shipped training configurations (use with scarce pretrain -c NAME)."""
     from scarce.config import list_config_presets, load_config
+    from scarce.methods import METHODS
 
     for name in list_config_presets():
         config = load_config(name)
         model, backbone = config.model, config.backbone
-        if backbone.is_resnet:
+        size = f"{model.img_size} px"
+        if METHODS.get(config.method).architecture_from_init:
+            network, size = "the pretrained run's", "the run's"
+        elif backbone.is_resnet:
             network = f"{backbone.kind}{' -layer4' if backbone.drop_last_stage else ''}"
         else:
             network = f"{model.tokenizer} D {model.embed_dim} depth {model.depth}"
-        size = f"{model.img_size} px"
         if config.crop_size != model.img_size:  # pretraining / evaluation resolution (S3L)
             size = f"{config.crop_size}/{size}"
         print(

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scarce.commands.base import add_data_arguments, register_command
+from scarce.commands.base import add_budget_arguments, add_data_arguments, budget_overrides, register_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-c", "--config", help="preset name (scarce presets) or YAML file; default with --resume: the run's"
     )
     add_data_arguments(parser, required=False)
+    add_budget_arguments(parser)
     parser.add_argument("-o", "--out", required=True, help="run directory (created; refused if it holds a run)")
     parser.add_argument("--epochs", type=int, help="schedule.epochs")
     parser.add_argument("--batch-size", type=int, help="run.batch_size")
@@ -51,7 +52,7 @@ def training_overrides(args: argparse.Namespace) -> list[str]:
         "data.num_workers": args.workers,
     }
     named = [f"{key}={value}" for key, value in options.items() if value is not None]
-    return named + list(args.overrides)
+    return named + budget_overrides(args) + list(args.overrides)
 
 
 def execute(args: argparse.Namespace, recipe: Sequence[str], train: Callable[..., Any]) -> int:

@@ -62,6 +62,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import Tensor
+
 from scarce.data.formats import (
     DATA_FORMATS,
     IMAGE_EXTENSIONS,
@@ -120,6 +122,10 @@ class DataSplits:
     val: ImageSet | None
     test: ImageSet | None
     info: dict[str, object]
+    unlabelled: ImageSet | None = None
+    """Under a label budget (:mod:`scarce.data.budget`): the training images whose labels are hidden."""
+    hidden_labels: Tensor | None = None
+    """Their true labels, for diagnostics only (e.g. pseudo-label accuracy), never for training."""
 
     def named(self) -> dict[str, ImageSet]:
         """``{"train": ..., "val": ..., "test": ...}`` without the splits that are None."""

@@ -38,11 +38,11 @@ class Schedules:
         )
 
     def apply(self, optimizer: torch.optim.Optimizer, step: int) -> tuple[float, float, float]:
-        """Set every group's LR and weight decay (scaled by its ``wd_scale``) for ``step``; return
-        ``(lr, weight decay, EMA momentum)``."""
+        """Set every group's LR (scaled by its ``lr_scale``: layer-wise LR decay) and weight decay
+        (scaled by its ``wd_scale``) for ``step``; return ``(lr, weight decay, EMA momentum)``."""
         lr, weight_decay = self.lr(step), self.weight_decay(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
             group["weight_decay"] = weight_decay * group.get("wd_scale", 1.0)
         return lr, weight_decay, self.momentum(step)
 

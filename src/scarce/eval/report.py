@@ -31,8 +31,9 @@ def results_table(payload: dict[str, Any]) -> str:
             else ""
         )
         cells = [_percent(test.get(column)) for column in COLUMNS]
+        val_top1 = row["val"]["top1"] if row["val"] else None  # no validation split: nothing selected
         lines.append(
-            f"| {row['family']} | {row['probe']}{marker} | {selected} | {_percent(row['val']['top1'])} | "
+            f"| {row['family']} | {row['probe']}{marker} | {selected} | {_percent(val_top1)} | "
             + " | ".join(cells)
             + " |"
         )

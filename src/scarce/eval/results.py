@@ -23,6 +23,8 @@ def split_record(splits: dict[str, ImageSet]) -> dict[str, Any]:
 def headline_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row with the best validation top-1 among those scored on test (each family's selection)."""
     selectable = [row for row in rows if row["test"] is not None]
+    if selectable and any(row["val"] is None for row in selectable):
+        return selectable[0]  # no validation split: the first family scored, a fixed choice
     return max(selectable, key=lambda row: row["val"]["top1"]) if selectable else None
 
 

@@ -3,6 +3,7 @@
 
 from scarce.methods.base import METHODS, Batch, BuildContext, Method, StepOutput, register_method
 from scarce.methods.byol import BYOL
+from scarce.methods.finetune import FineTune
 from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
 from scarce.methods.moco import MoCoV2
 from scarce.methods.simclr import SimCLR
@@ -14,6 +15,7 @@ __all__ = [
     "MIMJEPA",
     "Batch",
     "BuildContext",
+    "FineTune",
     "Method",
     "MoCoV2",
     "SimCLR",

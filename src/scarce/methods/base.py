@@ -95,6 +95,8 @@ class Method(nn.Module):
     """True: trains on the labelled training images only (else on every pretraining image)."""
     pretraining: ClassVar[bool] = True
     """True: a self-supervised method (multi-stage schedules and the online probe apply)."""
+    architecture_from_init: ClassVar[bool] = False
+    """True: the network's architecture comes from the pretrained run it starts from (fine-tuning)."""
 
     # ------------------------------------------------------------------ building from a config
     @classmethod
@@ -106,6 +108,13 @@ class Method(nn.Module):
     def check_config(cls, config: ScarceConfig) -> None:
         """Raise ValueError (one line) when ``config`` cannot run this method."""
         del config
+
+    @classmethod
+    def changes_trainable_parameters(cls, config: ScarceConfig) -> bool:
+        """True when the method freezes or unfreezes parameters during the run (a warm-up of some
+        layers): ``DistributedDataParallel``'s static graph cannot follow that, so it runs on one process."""
+        del config
+        return False
 
     @classmethod
     def train_transform(cls, config: ScarceConfig, crop_size: int) -> ViewTransform:

@@ -14,77 +14,96 @@ stages are frozen *including their BatchNorm statistics*. Then everything trains
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms import v2
 
 from scarce.data.transforms import normalize_batch
+from scarce.engine.checkpoint import load_state_dict_strict
 from scarce.errors import ConfigError
 from scarce.methods.base import Batch, BuildContext, Method, StepOutput, register_method
 from scarce.models.backbone import BACKBONES, build_backbone
-from scarce.models.layers import token_layer_norm
+from scarce.models.classifier import head_logits
 from scarce.models.probes import HeadKind, build_probe
 from scarce.models.resnet import ResNetBackbone, ResNetConfig
 
+REGULARISATION_FIELDS = ("dropout_rate", "attention_dropout", "stochastic_depth_rate")
+"""Encoder fields that change training, not weights: a fine-tuning run may set its own."""
+
 if TYPE_CHECKING:
-    from scarce.config import ScarceConfig
+    from scarce.config import ScarceConfig, SupervisedConfig
 
 
-def mixup(images: Tensor, labels: Tensor, num_classes: int, alpha: float) -> tuple[Tensor, Tensor]:
-    """Mixup (Zhang et al. 2018): ``λ ~ Beta(α, α)``, each image blended with the batch reversed.
+def batch_mixer(num_classes: int, mixup_alpha: float, cutmix_alpha: float) -> v2.Transform | None:
+    """torchvision v2 MixUp (Zhang et al. 2018) and / or CutMix (Yun et al. 2019), one of them per
+    batch when both are on (DeiT, MAE fine-tuning); None when both alphas are 0. The mixer takes
+    ``(images [B, 3, S, S] float, labels [B])`` and returns mixed images and soft targets ``[B, C]``,
+    drawing from torch's global RNG (a resumed run draws the same λ)."""
+    mixers: list[v2.Transform] = []
+    if mixup_alpha > 0:
+        mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
 
-    ``images [B, 3, S, S]`` float, ``labels [B]`` -> mixed images and soft targets ``[B, C]``
-    (torch's global RNG, so a resumed run draws the same λ)."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    targets = F.one_hot(labels, num_classes).to(images.dtype)
-    mixed = lam * images + (1.0 - lam) * images.flip(0)
-    return mixed, lam * targets + (1.0 - lam) * targets.flip(0)
 
-
-def initial_backbone(config: ScarceConfig) -> nn.Module:
-    """A random-init backbone, or the ``supervised.init`` run's encoder; a pretrained S3L backbone
-    without its last stage gets a fresh ``layer4`` when the run's backbone has one."""
+def initial_backbone(config: ScarceConfig, init: str | None, which: Literal["context", "target"]) -> nn.Module:
+    """A random-init backbone of the run's config, with the ``which`` encoder of run ``init`` loaded
+    into it when given. Only the weights come from ``init``: its regularisation (dropout, drop
+    path) may differ from the run's. A pretrained S3L backbone without its last stage gets a fresh
+    ``layer4`` when the run's backbone has one."""
     from scarce.config import config_differences
     from scarce.eval.encoders import load_encoder
 
     backbone = build_backbone(config.network_config())
-    if config.supervised.init is None:
+    if init is None:
         return backbone
-    pretrained = load_encoder(config.supervised.init, config.supervised.init_encoder).encoder
+    pretrained = load_encoder(init, which).encoder
     wanted = config.network_config()
+    ignored = set(REGULARISATION_FIELDS)
     if isinstance(pretrained, ResNetBackbone) and isinstance(wanted, ResNetConfig):
         if pretrained.config.drop_last_stage and not wanted.drop_last_stage:
             pretrained.add_last_stage()  # S3L: conv5 comes back at random init (seeded by run.seed)
-        differences = config_differences(
-            pretrained.config.model_dump(exclude={"img_size"}), wanted.model_dump(exclude={"img_size"})
-        )
-        pretrained.config = wanted  # fine-tuned at this run's resolution (a ResNet takes any)
-    else:
-        differences = config_differences(pretrained.config.model_dump(), wanted.model_dump())
+            ignored.add("drop_last_stage")
+        ignored.add("img_size")  # fine-tuned at this run's resolution (a ResNet takes any)
+    differences = config_differences(pretrained.config.model_dump(exclude=ignored), wanted.model_dump(exclude=ignored))
     if differences:
-        raise ConfigError(
-            f"supervised.init {config.supervised.init}: its backbone differs from this run's: " + "; ".join(differences)
-        )
-    return pretrained
+        raise ConfigError(f"{init}: its backbone differs from this run's: " + "; ".join(differences))
+    load_state_dict_strict(backbone, pretrained.state_dict(), f"the {which} encoder of {init}")
+    return backbone
 
 
 @register_method("supervised")
 class Supervised(Method):
     """``Supervised(backbone, num_classes, head="simple", label_smoothing=0.1, mixup_alpha=0.0,
-    warmup_epochs=0)``; ``backbone(images) -> tokens [B, N, D]`` with an ``embed_dim``."""
+    warmup_epochs=0, cutmix_alpha=0.0)``; ``backbone(images) -> tokens [B, N, D]`` with an ``embed_dim``."""
 
     needs_labels = True
     pretraining = False
 
     @classmethod
+    def options_of(cls, config: ScarceConfig) -> SupervisedConfig:
+        """The config section of this method's options."""
+        return config.supervised
+
+    @classmethod
     def from_config(cls, config: ScarceConfig, context: BuildContext) -> Supervised:
-        """``encoder -> head`` of the ``supervised`` section, from random init or ``supervised.init``."""
+        """``encoder -> head`` of the method's section, from random init or its ``init`` run."""
+        options = cls.options_of(config)
+        return cls.build(config, context.num_classes, initial_backbone(config, options.init, options.init_encoder))
+
+    @classmethod
+    def build(cls, config: ScarceConfig, num_classes: int, backbone: nn.Module) -> Supervised:
+        """The method around ``backbone`` (``from_config`` passes the initial one; a test pass a
+        random one that a checkpoint's weights then overwrite)."""
         options = config.supervised
         return cls(
-            initial_backbone(config),
-            context.num_classes,
+            backbone,
+            num_classes,
             options.head,
             options.label_smoothing,
             mixup_alpha=options.mixup_alpha,
@@ -93,21 +112,26 @@ class Supervised(Method):
 
     @classmethod
     def check_config(cls, config: ScarceConfig) -> None:
-        warmup = config.supervised.warmup_last_stage_epochs
+        options = cls.options_of(config)
+        warmup = options.warmup_last_stage_epochs
         if not warmup:
             return
         if BACKBONES.get(config.backbone.kind).family != "resnet" or config.backbone.drop_last_stage:
             raise ValueError(
-                "supervised.warmup_last_stage_epochs needs a ResNet backbone with its last stage "
+                f"{cls.name}.warmup_last_stage_epochs needs a ResNet backbone with its last stage "
                 "(backbone.drop_last_stage false: layer4 is added to the pretrained backbone)"
             )
-        if config.supervised.init is None:
-            raise ValueError("supervised.warmup_last_stage_epochs needs supervised.init (a pretrained backbone)")
+        if options.init is None:
+            raise ValueError(f"{cls.name}.warmup_last_stage_epochs needs {cls.name}.init (a pretrained backbone)")
         if warmup >= config.schedule.epochs:
             raise ValueError(
-                f"supervised.warmup_last_stage_epochs {warmup} must be fewer than schedule.epochs "
+                f"{cls.name}.warmup_last_stage_epochs {warmup} must be fewer than schedule.epochs "
                 f"{config.schedule.epochs} (the warm-up is part of the schedule)"
             )
+
+    @classmethod
+    def changes_trainable_parameters(cls, config: ScarceConfig) -> bool:
+        return cls.options_of(config).warmup_last_stage_epochs > 0
 
     def __init__(
         self,
@@ -117,6 +141,7 @@ class Supervised(Method):
         label_smoothing: float = 0.1,
         mixup_alpha: float = 0.0,
         warmup_epochs: int = 0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -125,17 +150,21 @@ class Supervised(Method):
             raise ValueError("the last-stage warm-up needs a ResNet backbone")
         self.encoder = encoder
         self.num_classes = num_classes
+        self.head_kind = head
         self.head = build_probe(head, int(encoder.embed_dim), num_classes)
         self.label_smoothing = label_smoothing
-        self.mixup_alpha = mixup_alpha
+        self.mixer = batch_mixer(num_classes, mixup_alpha, cutmix_alpha)
         self.warmup_epochs = warmup_epochs
-        self.token_norm = not isinstance(encoder, ResNetBackbone)
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "head": self.head}
 
+    def evaluated_modules(self) -> tuple[nn.Module, nn.Module]:
+        """``(encoder, head)`` that validation, testing and ``classifier.safetensors`` use."""
+        return self.encoder, self.head
+
     def export_encoders(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder}
+        return {"encoder": self.evaluated_modules()[0]}
 
     def begin_epoch(self, epoch: int) -> None:
         if not isinstance(self.encoder, ResNetBackbone) or not self.warmup_epochs:
@@ -145,15 +174,10 @@ class Supervised(Method):
         elif epoch >= self.warmup_epochs and self.encoder.frozen_stages:
             self.encoder.unfreeze()
 
-    def _logits(self, normalised: Tensor) -> Tensor:
-        tokens = self.encoder(normalised)
-        if self.token_norm:
-            tokens = token_layer_norm(tokens)
-        return self.head(tokens)
-
     def logits(self, images: Tensor) -> Tensor:
-        """``images`` uint8 ``[B, 3, S, S]`` -> logits ``[B, C]``."""
-        return self._logits(normalize_batch(images))
+        """``images`` uint8 ``[B, 3, S, S]`` -> logits ``[B, C]`` of the evaluated modules."""
+        encoder, head = self.evaluated_modules()
+        return head_logits(encoder, head, normalize_batch(images))
 
     def classify(self, images: Tensor) -> Tensor:
         return self.logits(images)
@@ -162,12 +186,10 @@ class Supervised(Method):
         if batch.labels is None or bool((batch.labels < 0).any()):
             raise ValueError("supervised training needs a label for every image")
         images = normalize_batch(batch.views[0])
-        if self.mixup_alpha > 0:
-            images, targets = mixup(images, batch.labels, self.num_classes, self.mixup_alpha)
-            logits = self._logits(images)
-            loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
-        else:
-            logits = self._logits(images)
-            loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing)
+        targets: Tensor = batch.labels
+        if self.mixer is not None:
+            images, targets = self.mixer(images, batch.labels)
+        logits = head_logits(self.encoder, self.head, images)
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(-1) == batch.labels).float().mean()
         return StepOutput(loss=loss, metrics={"loss": loss.detach(), "train_top1": accuracy.detach()})

@@ -95,6 +95,17 @@ class Encoder(nn.Module):
     def depth(self) -> int:
         return len(self.transformer.blocks)
 
+    @property
+    def num_layers(self) -> int:
+        """Layer ids of :meth:`layer_id`: ``0`` (tokenizer) to ``depth`` (the last block)."""
+        return self.config.depth + 1
+
+    def layer_id(self, parameter_name: str) -> int:
+        """The depth of a parameter for layer-wise LR decay (BEiT, MAE): 0 for the tokenizer, mask
+        token and registers, ``i + 1`` for transformer block ``i``."""
+        parts = parameter_name.split(".")
+        return int(parts[2]) + 1 if parts[:2] == ["transformer", "blocks"] else 0
+
     def _grid_of(self, images: Tensor) -> tuple[int, int]:
         if images.ndim != 4 or images.shape[1] != self.config.in_chans:
             raise ValueError(f"expected images [B, {self.config.in_chans}, H, W], got shape {tuple(images.shape)}")

@@ -108,6 +108,16 @@ class ResNetBackbone(nn.Module):
             stages.append(self.layer4)
         return stages
 
+    @property
+    def num_layers(self) -> int:
+        """Layer ids of :meth:`layer_id`: ``0`` (stem) to the number of stages (3, or 4 with ``layer4``)."""
+        return len(self._stages()) + 1
+
+    def layer_id(self, parameter_name: str) -> int:
+        """The depth of a parameter for layer-wise LR decay, per stage: 0 for the stem, ``k`` for ``layerk``."""
+        first = parameter_name.split(".")[0]
+        return int(first.removeprefix("layer")) if first.startswith("layer") else 0
+
     def _stage_channels(self) -> list[int]:
         expansion = _EXPANSION[self.config.arch]
         return [planes * expansion for planes in _STAGE_PLANES[: len(self._stages())]]

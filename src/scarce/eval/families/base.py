@@ -85,7 +85,7 @@ def result_row(
     family: str,
     probe: str,
     selected: dict[str, Any],
-    val: ClassificationReport,
+    val: ClassificationReport | None,
     test: ClassificationReport | None,
 ) -> dict[str, Any]:
     """One row of the results table: the probe, what was selected on validation, its validation
@@ -94,6 +94,6 @@ def result_row(
         "family": family,
         "probe": probe,
         "selected": selected,
-        "val": val.to_dict(),
+        "val": None if val is None else val.to_dict(),
         "test": None if test is None else test.to_dict(),
     }

@@ -1,0 +1,179 @@
+"""Few labels on Imagenette (the development set): fine-tuned vs frozen probes vs scratch, same recipe.
+
+    python -m benchmarks.few_labels run [--only ARM ...]   # trains what is missing (resumable)
+    python -m benchmarks.few_labels report                 # writes results/few_labels.{json,md}
+
+The pretrained encoder is the README's main job (``python -m benchmarks.main_job``: scott-cpu-96,
+MIM-JEPA with batch-centred targets, 30 epochs on the 1,350 carved training images of the npz
+copy of Imagenette), in ``$SCARCE_BENCHMARK_RUNS/main-job``. At 10 and 30 labels per class
+(label seed 0, the rest of the training split unlabelled), each arm is one ``scarce`` command:
+
+- ``finetune``: ``scarce finetune`` of the pretrained encoder with the ``finetune-cpu`` preset;
+- ``scratch``: the same command with ``--random-init`` (same recipe, same architecture);
+- ``frozen``: ``scarce evaluate`` of the pretrained encoder, attentive / linear / kNN probes
+  trained on the budget (no validation split: each family's fixed recipe, last epoch);
+- recipe variants (``--set`` overrides of the preset), all listed, to fix the preset.
+
+Imagenette's official val split (500 images) is the test split here; it is the development set,
+so choosing the preset on it is allowed and no number here is a result. Every arm records its
+wall-clock and its CPU time (user + system of the ``scarce`` process): CPU minutes are less
+sensitive to another process sharing the machine, and the file says when one did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import IMAGENETTE, run_header, write_results
+
+RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
+ENCODER = RUNS / "main-job"
+OUT = RUNS / "few-labels"
+DATA = f"npz:{IMAGENETTE}"
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    kind: str  # finetune | scratch | frozen
+    labels_per_class: int
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+    note: str = ""
+
+    @property
+    def run_dir(self) -> Path:
+        return OUT / self.name
+
+    def command(self) -> list[str]:
+        budget = ["--labels-per-class", str(self.labels_per_class)]
+        if self.kind == "frozen":
+            return [
+                "scarce", "evaluate", str(ENCODER), "--data", DATA, *budget,
+                "--probes", "attentive", "linear", "knn", "-o", str(self.run_dir),
+            ]  # fmt: skip
+        command = ["scarce", "finetune", str(ENCODER), "--data", DATA, *budget, "-o", str(self.run_dir)]
+        command += ["--no-progress", *(["--random-init"] if self.kind == "scratch" else [])]
+        return command + [argument for override in self.overrides for argument in ("--set", override)]
+
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "preset": (),
+    "no-mix": ("finetune.mixup_alpha=0", "finetune.cutmix_alpha=0"),
+    "decay-1.0": ("finetune.layer_decay=1.0",),
+    "lr-3e-4": ("optim.lr=3e-4",),
+    "lp-ft-ema": ("finetune.head_only_epochs=20", "finetune.weight_ema=true"),
+}
+"""Recipe variants tried at 10 labels per class (fine-tuned and scratch alike)."""
+
+
+def arms() -> list[Arm]:
+    listed = []
+    for name, overrides in VARIANTS.items():
+        for kind in ("finetune", "scratch"):
+            listed.append(Arm(f"{kind}-10-{name}", kind, 10, overrides))
+    for labels in (10, 30):
+        listed.append(Arm(f"frozen-{labels}", "frozen", labels))
+    for kind in ("finetune", "scratch"):
+        listed.append(Arm(f"{kind}-30-preset", kind, 30))
+    return listed
+
+
+def results_file(arm: Arm) -> Path:
+    return arm.run_dir / "results.json"
+
+
+def run_arm(arm: Arm) -> None:
+    if results_file(arm).exists():
+        print(f"{arm.name}: done")
+        return
+    subprocess.run(["rm", "-rf", str(arm.run_dir)], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    print(" ".join(arm.command()), flush=True)
+    subprocess.run(arm.command(), check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = {
+        "wall_seconds": time.perf_counter() - started,
+        "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "load_average_end": os.getloadavg(),
+    }
+    (arm.run_dir / "benchmark_timing.json").write_text(json.dumps(timing, indent=2))
+
+
+def _rows(arm: Arm) -> list[dict[str, Any]]:
+    results = json.loads(results_file(arm).read_text())
+    timing = json.loads((arm.run_dir / "benchmark_timing.json").read_text())
+    rows = []
+    for row in results["results"]:
+        if row["test"] is None:
+            continue
+        test = row["test"]
+        rows.append(
+            {
+                "arm": arm.name,
+                "kind": arm.kind,
+                "labels_per_class": arm.labels_per_class,
+                "probe": f"{row['family']}/{row['probe']}",
+                "overrides": list(arm.overrides),
+                "test_top1": test["top1"],
+                "test_top5": test.get("top5"),
+                "test_mean_per_class": test.get("mean_per_class_accuracy"),
+                "labels_used": results["protocol"].get("labels_used"),
+                "wall_minutes": timing["wall_seconds"] / 60,
+                "cpu_minutes": timing["cpu_seconds"] / 60,
+                "command": " ".join(arm.command()),
+            }
+        )
+    return rows
+
+
+def report() -> None:
+    rows = [row for arm in arms() if results_file(arm).exists() for row in _rows(arm)]
+    encoder_epochs = [json.loads(line) for line in (ENCODER / "epochs.jsonl").read_text().splitlines()]
+    payload = {
+        **run_header(),
+        "encoder": {"run": str(ENCODER), "made_by": "python -m benchmarks.main_job", "epochs": len(encoder_epochs)},
+        "data": DATA,
+        "rows": rows,
+    }
+    lines = [
+        "Few labels on Imagenette (development set; its official val split is the test split here, so these",
+        "numbers chose the preset and are not results). Encoder: the README main job (MIM-JEPA, scott-cpu-96,",
+        f"{len(encoder_epochs)} epochs). Every arm tried is listed.",
+        "",
+        "| arm | labels/class | probe | overrides | test top-1 | mean per-class | wall min | CPU min |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['arm']} | {row['labels_per_class']} | {row['probe']} | {' '.join(row['overrides']) or '–'} | "
+            f"{row['test_top1']:.3f} | {row['test_mean_per_class'] or 0:.3f} | {row['wall_minutes']:.1f} | "
+            f"{row['cpu_minutes']:.1f} |"
+        )
+    write_results("few_labels", payload, "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("--only", nargs="*", help="arm names (default: every arm)")
+    args = parser.parse_args()
+    if args.action == "report":
+        report()
+        return
+    for arm in arms():
+        if args.only and arm.name not in args.only:
+            continue
+        run_arm(arm)
+
+
+if __name__ == "__main__":
+    main()
