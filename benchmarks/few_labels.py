@@ -57,7 +57,7 @@ class Arm:
         if self.kind == "frozen":
             return [
                 "scarce", "evaluate", str(ENCODER), "--data", DATA, *budget,
-                "--probes", "attentive", "linear", "knn", "-o", str(self.run_dir),
+                "--probes", "attentive,linear,knn", "--out", str(self.run_dir), "--no-progress",
             ]  # fmt: skip
         command = ["scarce", "finetune", str(ENCODER), "--data", DATA, *budget, "-o", str(self.run_dir)]
         command += ["--no-progress", *(["--random-init"] if self.kind == "scratch" else [])]

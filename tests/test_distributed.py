@@ -59,6 +59,15 @@ def _assert_same_weights(first: Path, second: Path, atol: float = 1e-5) -> None:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=atol, msg=f"{name}:{key}")
 
 
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs in one process: the reference the multi-rank and resumed runs must match."""
+    run_dir = tmp_path_factory.mktemp("one") / "run"
+    one = _run(_args(run_dir, "--epochs", "2"), processes=1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    return run_dir
+
+
 def test_one_step_of_two_ranks_equals_one_process_with_the_same_samples(tmp_path: Path) -> None:
     """One optimiser step: 2 ranks x 8 images == 1 process x 16 images, updated weights (context
     encoder and EMA target) equal to float tolerance."""
@@ -70,13 +79,11 @@ def test_one_step_of_two_ranks_equals_one_process_with_the_same_samples(tmp_path
     _assert_same_weights(tmp_path / "one", tmp_path / "two", atol=1e-6)
 
 
-def test_two_ranks_train_like_one_process_and_write_files_once(tmp_path: Path) -> None:
-    one = _run(_args(tmp_path / "one", "--epochs", "2"), processes=1)
-    assert one.returncode == 0, one.stderr[-3000:]
+def test_two_ranks_train_like_one_process_and_write_files_once(one_process_run: Path, tmp_path: Path) -> None:
     two = _run(_args(tmp_path / "two", "--epochs", "2"), processes=2)
     assert two.returncode == 0, two.stderr[-3000:]
-    assert len(_losses(tmp_path / "two")) == len(_losses(tmp_path / "one")) == 8  # one line per step, not per rank
-    _assert_same_losses(tmp_path / "one", tmp_path / "two")
+    assert len(_losses(tmp_path / "two")) == len(_losses(one_process_run)) == 8  # one line per step, not per rank
+    _assert_same_losses(one_process_run, tmp_path / "two")
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == [
         "epoch_0001.pt",
         "epoch_0002.pt",
@@ -86,14 +93,12 @@ def test_two_ranks_train_like_one_process_and_write_files_once(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)])
-def test_resume_under_another_world_size(tmp_path: Path, first: int, second: int) -> None:
-    straight = _run(_args(tmp_path / "straight", "--epochs", "2"), processes=1)
-    assert straight.returncode == 0, straight.stderr[-3000:]
+def test_resume_under_another_world_size(one_process_run: Path, tmp_path: Path, first: int, second: int) -> None:
     start = _run(_args(tmp_path / "run", "--epochs", "2", "--stop-after-epoch", "1"), processes=first)
     assert start.returncode == 0, start.stderr[-3000:]
     resumed = _run(_args(tmp_path / "run", "--epochs", "2", "--resume"), processes=second)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_same_losses(tmp_path / "straight", tmp_path / "run")
+    _assert_same_losses(one_process_run, tmp_path / "run")
 
 
 def test_a_crashed_rank_fails_the_job_without_hanging(tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ pytestmark = needs_data
 
 QUIET = ["--workers", "0", "--no-progress", "--set", "run.tensorboard=false"]
 
-# Calibrated by `python -m benchmarks.finetune_margin` (benchmarks/results/finetune_margin.md).
-MARGIN = 0.04
+# Calibrated by `python -m benchmarks.finetune_margin` (benchmarks/results/finetune_margin.md):
+# fine-tuned minus random init over seeds 0-2 was +0.062 / +0.092 / +0.024 (the test runs seed 0).
+MARGIN = 0.02
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,8 @@ def test_signal_saves_checkpoint_and_exits(tmp_path: Path, signum: int) -> None:
         str(run_dir),
         "--epochs",
         "200",
+        "--limit",
+        "256",
         "--workers",
         "0",
         "--no-progress",

@@ -13,6 +13,14 @@ on the **validation** split carved from the training data, then scored **once** 
 
 The headline is the family with the best validation top-1. Results: ``results.json`` and
 ``results.md`` (and a printed table).
+
+**Label budgets** (:mod:`scarce.data.budget`): the evaluate settings' own budget when they set one,
+else the evaluated run's (``data.labels_per_class`` ...), else none. Under a budget the probes train
+on the labelled images only; with ``val_per_class`` they select on the budget's small validation
+split, and without it nothing is selected: every family trains one fixed configuration, keeps the
+last epoch and scores test once (attentive: the first of ``attentive_kinds``; linear: the middle of
+its (lr, weight decay) grid; kNN: the middle of ``knn_ks``); the headline is then the first family
+of ``probes`` scored on test.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scarce.config import ScarceConfig, build_config
-from scarce.data.datasets import DataSplits, load_data
+from scarce.data.budget import LabelBudget, load_budgeted
+from scarce.data.datasets import DataSplits
 from scarce.engine.device import autocast_factory, select_device
 from scarce.engine.run_dir import RunDirectory
 from scarce.errors import ConfigError, DataError
@@ -34,7 +43,7 @@ from scarce.eval.encoders import LoadedEncoder
 from scarce.eval.families import PROBE_FAMILIES, ProbeContext
 from scarce.eval.features import FrozenEncoder, eval_view
 from scarce.eval.report import write_report
-from scarce.eval.results import headline_row, results_payload, split_record
+from scarce.eval.results import headline_row, labels_used, results_payload, split_record
 from scarce.models.probes import attentive_heads
 
 
@@ -59,6 +68,16 @@ class EvaluationConfig(BaseModel):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.2, ge=0, lt=1)
     split_seed: int = Field(0, ge=0)
+    labels_per_class: int | None = Field(
+        None, ge=1, description="label budget: N labelled training images per class (default: the run's budget)"
+    )
+    label_fraction: float | None = Field(
+        None, gt=0, le=1, description="label budget: this share of the training images keeps its label"
+    )
+    val_per_class: int | None = Field(
+        None, ge=1, description="under a budget: this many of each class's labels form the validation split"
+    )
+    label_seed: int | None = Field(None, ge=0, description="seed of the label-budget draw (default 0)")
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "fp32",
@@ -82,6 +101,36 @@ class EvaluationConfig(BaseModel):
             raise ValueError(f"unknown attentive probes {unknown}; known: {', '.join(attentive_heads())}")
         return kinds
 
+    @model_validator(mode="after")
+    def _one_budget(self) -> EvaluationConfig:
+        if self.label_seed is not None and self.labels_per_class is None and self.label_fraction is None:
+            raise ValueError("label_seed draws a label budget: set labels_per_class or label_fraction")
+        try:
+            self.budget  # noqa: B018 (validates the budget fields together)
+        except DataError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @property
+    def sets_budget(self) -> bool:
+        """Whether these settings give a label budget of their own (it then replaces the run's)."""
+        return any(
+            value is not None
+            for value in (self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed)
+        )
+
+    @property
+    def budget(self) -> LabelBudget:
+        """The label budget of these settings (inactive when none is set)."""
+        return LabelBudget(self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed or 0)
+
+
+SELECTION_ON_VAL = "per probe family: configuration with the best validation top-1; headline: best family on val"
+NO_SELECTION = (
+    "none: fixed recipe, the last epoch (label budget without a validation split); "
+    "headline: the first family of the probes scored on test"
+)
+
 
 @dataclass
 class EvaluationResult:
@@ -91,18 +140,36 @@ class EvaluationResult:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+def evaluation_budget(settings: EvaluationConfig, run_config: ScarceConfig | None) -> LabelBudget:
+    """The label budget of an evaluation: the settings' own when they set one, else the evaluated
+    run's (so that its labelled ids are reproduced), else none (an inactive budget)."""
+    if settings.sets_budget or run_config is None:
+        return settings.budget
+    return run_config.data.budget
+
+
 def splits_for(spec: str, settings: EvaluationConfig, run_config: ScarceConfig | None) -> DataSplits:
-    """Load labelled splits; a run's own split settings win so that its validation split (carved from
-    the same training images it was pretrained on) is reproduced exactly."""
+    """Load labelled splits under the evaluation's label budget (:func:`evaluation_budget`); a run's
+    own split settings win so that its validation split (carved from the same training images it was
+    pretrained on) is reproduced exactly. Under a budget without ``val_per_class``, ``val`` is None."""
     if run_config is not None and run_config.data.spec is not None:
         val_fraction, test_fraction = run_config.data.val_fraction, run_config.data.test_fraction
         split_seed = run_config.data.split_seed
     else:
         val_fraction, test_fraction, split_seed = settings.val_fraction, settings.test_fraction, settings.split_seed
-    splits = load_data(
-        spec, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed, download=settings.download
+    budget = evaluation_budget(settings, run_config)
+    splits = load_budgeted(
+        spec,
+        budget,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=split_seed,
+        download=settings.download,
     )
-    for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+    needed = {"train": splits.train, "test": splits.test}
+    if not budget.active:
+        needed["val"] = splits.val  # a budget without val_per_class has no validation split, by design
+    for name, split in needed.items():
         if split is None or not split.is_labelled:
             raise DataError(f"evaluation needs labelled train, val and test splits; {name} is missing or unlabelled")
     return splits
@@ -156,10 +223,12 @@ def evaluate(
         context.timings[family] = time.perf_counter() - tick
     protocol = {
         "pretraining": _pretraining(loaded, run_config),
-        "selection": "per probe family: configuration with the best validation top-1; headline: best family on val",
+        "selection": SELECTION_ON_VAL if splits.val is not None else NO_SELECTION,
         "test": "evaluated once per family, by its selected configuration",
         "splits": splits.info,
         **split_record(named),
+        "labels_used": labels_used(named),
+        "label_budget": splits.info.get("label_budget"),
         "seed": settings.seed,
     }
     payload = results_payload(

@@ -33,6 +33,7 @@ from scarce.engine.loop import Trainer
 from scarce.engine.run_dir import RunDirectory, git_commit
 from scarce.errors import CheckpointError, ConfigError, DataError
 from scarce.eval.features import eval_view
+from scarce.eval.results import labels_used as count_labels
 from scarce.flops import forward_flops_per_image
 from scarce.methods import METHODS, Method
 from scarce.models.backbone import backbone_metadata, build_backbone
@@ -147,11 +148,7 @@ def _write_run_records(run_dir: RunDirectory, config: ScarceConfig, data: Pretra
 
 def labels_used(data: PretrainData) -> dict[str, int]:
     """Labels the run may see: its labelled training images and its validation split's labels."""
-    val = data.splits.val
-    return {
-        "train": len(data.train) if data.train.is_labelled else 0,
-        "val": len(val) if val and val.is_labelled else 0,
-    }
+    return count_labels({"train": data.train, "val": data.splits.val})
 
 
 def backbone_cost(config: ScarceConfig) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scarce.commands.base import add_data_arguments, register_command
+from scarce.commands.base import BUDGET_OPTIONS, add_budget_arguments, add_data_arguments, register_command
 
 if TYPE_CHECKING:
     from scarce.evaluate import EvaluationConfig
@@ -17,6 +17,7 @@ DEFAULT_FAMILIES = "attentive,linear,knn,fewshot"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="run directory, checkpoint (.pt) or weights (.safetensors)")
     add_data_arguments(parser, required=True, what="labelled dataset spec")
+    add_budget_arguments(parser)  # default: the evaluated run's own budget
     parser.add_argument(
         "--encoder",
         choices=("context", "target"),
@@ -62,6 +63,9 @@ def _settings(args: argparse.Namespace) -> EvaluationConfig:
         "augment": not args.no_augment,
         "download": args.download,
     }
+    for name in BUDGET_OPTIONS:  # the probes train on the budget's labels only
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     if args.epochs is not None:
         options["epochs"] = args.epochs
         options["warmup_epochs"] = min(20.0, args.epochs / 5)  # the paper's 20/100 share

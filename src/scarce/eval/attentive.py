@@ -75,8 +75,8 @@ def probe_logits(probe: nn.Module, tokens: Tensor, device: torch.device, batch_s
 def train_attentive_probes(
     frozen: FrozenEncoder,
     train: ImageSet,
-    val_tokens: Tensor,
-    val_labels: Tensor,
+    val_tokens: Tensor | None,
+    val_labels: Tensor | None,
     transform: SingleViewTransform,
     kinds: tuple[ProbeKind, ...] | None = None,
     recipe: ProbeRecipe = ProbeRecipe(),
@@ -85,7 +85,8 @@ def train_attentive_probes(
     show_progress: bool | None = None,
 ) -> dict[str, ProbeSelection]:
     """Train ``kinds`` (default: every registered attentive head) side by side; returns each probe's best
-    validation epoch and weights."""
+    validation epoch and weights, or without validation tokens (a label budget with no validation
+    split) its last epoch's."""
     kinds = kinds or attentive_heads()
     if train.labels is None:
         raise ValueError("attentive probes need labelled training images")
@@ -131,6 +132,12 @@ def train_attentive_probes(
                 optimizers[kind].step()
             step += 1
             progress.update(1)
+        if val_tokens is None or val_labels is None:
+            if epoch + 1 == recipe.epochs:  # no validation: the fixed recipe's last epoch
+                for kind, probe in probes.items():
+                    selections[kind].best_epoch, selections[kind].state = epoch + 1, copy.deepcopy(probe.state_dict())
+            log(f"probe epoch {epoch + 1}/{recipe.epochs} (no validation split: the last epoch is kept)")
+            continue
         scores = []
         for kind, probe in probes.items():
             top1 = (probe_logits(probe, val_tokens, device).argmax(-1) == val_labels).float().mean().item()
@@ -146,7 +153,7 @@ def train_attentive_probes(
 
 
 def restore_probe(selection: ProbeSelection, embed_dim: int, num_classes: int, device: torch.device) -> nn.Module:
-    """The probe of ``selection`` at its best validation epoch."""
+    """The probe of ``selection`` at its selected epoch."""
     probe = build_probe(selection.kind, embed_dim, num_classes).to(device)  # type: ignore[arg-type]
     probe.load_state_dict(selection.state)
     return probe.eval()

@@ -20,6 +20,17 @@ def split_record(splits: dict[str, ImageSet]) -> dict[str, Any]:
     }
 
 
+def labels_used(splits: dict[str, ImageSet | None]) -> dict[str, int]:
+    """Labels a run or an evaluation saw: of its training split and of its validation split (every
+    label counts under a label budget, validation labels included)."""
+
+    def count(name: str) -> int:
+        split = splits.get(name)
+        return 0 if split is None or split.labels is None else int((split.labels >= 0).sum())
+
+    return {"train": count("train"), "val": count("val")}
+
+
 def headline_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row with the best validation top-1 among those scored on test (each family's selection)."""
     selectable = [row for row in rows if row["test"] is not None]

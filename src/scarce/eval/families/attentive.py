@@ -1,5 +1,6 @@
 """``attentive``: the paper's attentive probes trained side by side on augmented views (spec sec. 5);
-the family's selection is the (probe, epoch) with the best validation top-1."""
+the family's selection is the (probe, epoch) with the best validation top-1. Without a validation
+split: the first of ``attentive_kinds`` alone, its last epoch."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def training_view(size: int, augment: bool) -> SingleViewTransform:
 @PROBE_FAMILIES.register("attentive")
 def attentive_family(context: ProbeContext) -> FamilyResult:
     settings = context.settings
-    val_tokens = context.tokens("val")
+    val_tokens = context.tokens("val") if context.has_val else None
+    val_labels = context.labels("val") if context.has_val else None
+    kinds = settings.attentive_kinds if context.has_val else settings.attentive_kinds[:1]
     recipe = ProbeRecipe(
         epochs=settings.epochs, batch_size=settings.batch_size, warmup_epochs=settings.warmup_epochs, seed=settings.seed
     )
@@ -30,9 +33,9 @@ def attentive_family(context: ProbeContext) -> FamilyResult:
         context.frozen,
         context.splits["train"],
         val_tokens,
-        context.labels("val"),
-        training_view(context.views["val"].shape[-1], settings.augment),
-        settings.attentive_kinds,
+        val_labels,
+        training_view(context.views["test"].shape[-1], settings.augment),
+        kinds,
         recipe,
         num_workers=settings.num_workers,
         log=context.log,
@@ -44,7 +47,9 @@ def attentive_family(context: ProbeContext) -> FamilyResult:
     result = FamilyResult()
     for kind, selection in selections.items():
         probe = restore_probe(selection, embed_dim, num_classes, device)
-        val = classification_report(probe_logits(probe, val_tokens, device), context.labels("val"), num_classes)
+        val = None
+        if val_tokens is not None and val_labels is not None:
+            val = classification_report(probe_logits(probe, val_tokens, device), val_labels, num_classes)
         test = None
         if kind == best_kind:  # the family's selection: the only attentive probe scored on test
             test = classification_report(probe_logits(probe, test_tokens, device), context.labels("test"), num_classes)

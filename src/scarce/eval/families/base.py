@@ -2,7 +2,9 @@
 
 A family is a function ``(context: ProbeContext) -> FamilyResult``: it trains its probes on the
 training split, selects its configuration on the **validation** split, and scores the selected
-configuration **once** on the test split (a row whose ``test`` is None was not selected). A new
+configuration **once** on the test split (a row whose ``test`` is None was not selected). Without a
+validation split (a label budget without ``val_per_class``) a family selects nothing: it trains one
+fixed configuration, keeps its last epoch and scores it once on test (``val`` is None). A new
 family is one module that registers its function with ``@PROBE_FAMILIES.register(NAME)`` and is
 imported by :mod:`scarce.eval.families`.
 """
@@ -45,6 +47,11 @@ class ProbeContext:
     show_progress: bool | None = None
     timings: dict[str, float] = field(default_factory=dict)
     _pooled: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def has_val(self) -> bool:
+        """Whether a validation split exists to select on (not under a label budget without one)."""
+        return "val" in self.splits
 
     @property
     def num_classes(self) -> int:

@@ -1,5 +1,6 @@
 """``fewshot``: n labelled training images per class, several seeded draws, kNN and logistic
-regression, mean ± std on the test split (a protocol, not a selection: no table row)."""
+regression, mean ± std on the test split (a protocol, not a selection: no table row). Shots larger
+than the smallest class of the (budgeted) training split are skipped, with a log line."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from scarce.eval.fewshot import few_shot_eval
 @PROBE_FAMILIES.register("fewshot")
 def fewshot_family(context: ProbeContext) -> FamilyResult:
     settings = context.settings
+    smallest = int(context.labels("train").bincount(minlength=context.num_classes).min())
+    shots = tuple(shot for shot in settings.fewshot_shots if shot <= smallest)
+    skipped = [shot for shot in settings.fewshot_shots if shot > smallest]
+    if skipped:
+        context.log(f"few-shot: skipping {skipped} shots (the smallest class has {smallest} labelled images)")
+    if not shots:
+        return FamilyResult()
     results = few_shot_eval(
         context.pooled("train"),
         context.labels("train"),
         context.pooled("test"),
         context.labels("test"),
         context.num_classes,
-        shots=settings.fewshot_shots,
+        shots=shots,
         draws=settings.fewshot_draws,
         seed=settings.seed,
     )

@@ -1,5 +1,6 @@
 """``linear``: a linear probe on mean-pooled tokens (optionally the last n blocks concatenated);
-(lr, weight decay, epoch) selected on validation."""
+(lr, weight decay, epoch) selected on validation; without a validation split, the grid's middle and
+the last epoch (:func:`scarce.eval.linear.train_linear_probe`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ def linear_family(context: ProbeContext) -> FamilyResult:
     linear = train_linear_probe(
         context.pooled("train"),
         context.labels("train"),
-        context.pooled("val"),
-        context.labels("val"),
+        context.pooled("val") if context.has_val else None,
+        context.labels("val") if context.has_val else None,
         num_classes,
         seed=context.settings.seed,
     )
@@ -25,6 +26,8 @@ def linear_family(context: ProbeContext) -> FamilyResult:
         "epoch": linear.epoch,
         "last_blocks": context.settings.linear_last_blocks,
     }
-    val = classification_report(linear.logits(context.pooled("val")), context.labels("val"), num_classes)
+    val = None
+    if context.has_val:
+        val = classification_report(linear.logits(context.pooled("val")), context.labels("val"), num_classes)
     test = classification_report(linear.logits(context.pooled("test")), context.labels("test"), num_classes)
     return FamilyResult(rows=[result_row("linear", "linear", selected, val, test)])
