@@ -60,7 +60,7 @@ def test_a_budgeted_fine_tune_tests_its_last_epoch_once_and_writes_a_classifier(
     row = results["results"][0]
     assert row["val"] is None and row["selected"]["epoch"] == 2 and 0.0 <= row["test"]["top1"] <= 1.0
     config = load_config(str(finetuned_run / "config.yaml"))
-    assert config.method == "finetune" and config.finetune.layer_decay == 0.75  # the finetune-cpu preset
+    assert config.method == "finetune" and config.finetune.layer_decay == 1.0  # the finetune-cpu preset
     assert config.model.depth == 2 and config.model.embed_dim == 64  # the pretrained run's architecture
     classifier = load_classifier(finetuned_run)
     assert classifier.classes == load_data(f"npz:{IMAGENETTE}").train.classes

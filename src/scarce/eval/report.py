@@ -54,7 +54,8 @@ def write_report(out_dir: Path, payload: dict[str, Any]) -> str:
     header = (
         f"Encoder: {payload['encoder']['source']} ({payload['encoder']['which']}); data: {payload['data']}  \n"
         f"Protocol: pretraining {protocol['pretraining']}; splits {protocol['split_sizes']}; "
-        f"selection on validation, test once per family; seed {protocol['seed']}  \n"
+        f"selection {protocol.get('selection', 'on validation')}; test once per family; "
+        f"labels used {protocol.get('labels_used', 'all')}; seed {protocol['seed']}  \n"
         f"Time: {payload['seconds']:.0f} s\n\n"
     )
     table = header + results_table(payload)
