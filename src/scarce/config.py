@@ -75,7 +75,44 @@ class MaskingConfig(Section):
     min_area: int | None = Field(None, ge=1, description="default: 16 at 14x14, scaled with the grid")
 
 
-class DataConfig(Section):
+class BudgetSection(Section):
+    """The label-budget fields (:mod:`scarce.data.budget`) of a section: ``data`` of a run, and the
+    settings of ``scarce evaluate`` (where an unset budget means the evaluated run's)."""
+
+    labels_per_class: int | None = Field(
+        None, ge=1, description="label budget: N labelled training images per class, the rest unlabelled"
+    )
+    label_fraction: float | None = Field(
+        None, gt=0, le=1, description="label budget: this share of each class keeps its label (at least 1)"
+    )
+    val_per_class: int | None = Field(
+        None, ge=1, description="under a budget: this many of each class's labels form the validation split"
+    )
+    label_seed: int | None = Field(
+        None, ge=0, description="seed of the label-budget draw (default 0; same seed, same labelled ids)"
+    )
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> BudgetSection:
+        try:
+            self.budget  # noqa: B018 (validates the budget fields together)
+        except DataError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @property
+    def sets_budget(self) -> bool:
+        """Whether any budget field is set."""
+        fields = (self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed)
+        return any(value is not None for value in fields)
+
+    @property
+    def budget(self) -> LabelBudget:
+        """The label budget; inactive when no budget field is set."""
+        return LabelBudget(self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed or 0)
+
+
+class DataConfig(BudgetSection):
     """Where the images come from and how they are split (see ``scarce.data``)."""
 
     spec: str | None = Field(None, description="KIND:PATH of a registered data format (scarce.data.formats)")
@@ -86,16 +123,6 @@ class DataConfig(Section):
     split_seed: int = Field(0, ge=0)
     subset_per_class: int | None = Field(None, ge=1)
     subset_total: int | None = Field(None, ge=1)
-    labels_per_class: int | None = Field(
-        None, ge=1, description="label budget: N labelled training images per class, the rest unlabelled"
-    )
-    label_fraction: float | None = Field(
-        None, gt=0, le=1, description="label budget: this share of the training images keeps its label"
-    )
-    val_per_class: int | None = Field(
-        None, ge=1, description="under a budget: this many of each class's labels form the validation split"
-    )
-    label_seed: int = Field(0, ge=0, description="seed of the label-budget draw (same seed, same labelled ids)")
     cache_short_side: int | None = Field(None, ge=8, description="resize decoded images once (folders)")
     num_workers: int | None = Field(None, ge=0, description="loader processes; default: 1 on CPU, 8 on GPU")
 
@@ -103,16 +130,7 @@ class DataConfig(Section):
     def _one_subset_rule(self) -> DataConfig:
         if self.subset_per_class is not None and self.subset_total is not None:
             raise ValueError("give subset_per_class or subset_total, not both")
-        try:
-            self.budget  # noqa: B018 (validates the budget fields together)
-        except DataError as error:
-            raise ValueError(str(error)) from None
         return self
-
-    @property
-    def budget(self) -> LabelBudget:
-        """The label budget (:mod:`scarce.data.budget`); inactive when no budget field is set."""
-        return LabelBudget(self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed)
 
 
 class AugmentationConfig(Section):

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from scarce.config import ScarceConfig, build_config
+from scarce.config import BudgetSection, ScarceConfig, build_config
 from scarce.data.budget import LabelBudget, load_budgeted
 from scarce.data.datasets import DataSplits
 from scarce.engine.device import autocast_factory, select_device
@@ -47,10 +47,9 @@ from scarce.eval.results import headline_row, labels_used, results_payload, spli
 from scarce.models.probes import attentive_heads
 
 
-class EvaluationConfig(BaseModel):
-    """Settings of ``scarce evaluate`` (defaults: the paper's probe recipe)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class EvaluationConfig(BudgetSection):
+    """Settings of ``scarce evaluate`` (defaults: the paper's probe recipe; an unset label budget
+    means the evaluated run's)."""
 
     probes: tuple[str, ...] = Field(
         ("attentive", "linear", "knn", "fewshot"), description="registered probe families (PROBE_FAMILIES)"
@@ -68,16 +67,6 @@ class EvaluationConfig(BaseModel):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.2, ge=0, lt=1)
     split_seed: int = Field(0, ge=0)
-    labels_per_class: int | None = Field(
-        None, ge=1, description="label budget: N labelled training images per class (default: the run's budget)"
-    )
-    label_fraction: float | None = Field(
-        None, gt=0, le=1, description="label budget: this share of the training images keeps its label"
-    )
-    val_per_class: int | None = Field(
-        None, ge=1, description="under a budget: this many of each class's labels form the validation split"
-    )
-    label_seed: int | None = Field(None, ge=0, description="seed of the label-budget draw (default 0)")
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "fp32",
@@ -93,6 +82,13 @@ class EvaluationConfig(BaseModel):
     def _known_families(cls, probes: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(PROBE_FAMILIES.validate(name) for name in probes)
 
+    @model_validator(mode="after")
+    def _seed_needs_a_budget(self) -> EvaluationConfig:
+        # alone, a seed would replace the evaluated run's budget with none
+        if self.label_seed is not None and self.labels_per_class is None and self.label_fraction is None:
+            raise ValueError("label_seed draws a label budget: set labels_per_class or label_fraction")
+        return self
+
     @field_validator("attentive_kinds")
     @classmethod
     def _attentive_heads(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,29 +96,6 @@ class EvaluationConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown attentive probes {unknown}; known: {', '.join(attentive_heads())}")
         return kinds
-
-    @model_validator(mode="after")
-    def _one_budget(self) -> EvaluationConfig:
-        if self.label_seed is not None and self.labels_per_class is None and self.label_fraction is None:
-            raise ValueError("label_seed draws a label budget: set labels_per_class or label_fraction")
-        try:
-            self.budget  # noqa: B018 (validates the budget fields together)
-        except DataError as error:
-            raise ValueError(str(error)) from None
-        return self
-
-    @property
-    def sets_budget(self) -> bool:
-        """Whether these settings give a label budget of their own (it then replaces the run's)."""
-        return any(
-            value is not None
-            for value in (self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed)
-        )
-
-    @property
-    def budget(self) -> LabelBudget:
-        """The label budget of these settings (inactive when none is set)."""
-        return LabelBudget(self.labels_per_class, self.label_fraction, self.val_per_class, self.label_seed or 0)
 
 
 SELECTION_ON_VAL = "per probe family: configuration with the best validation top-1; headline: best family on val"

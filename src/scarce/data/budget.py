@@ -151,23 +151,16 @@ def load_budgeted(
     their true labels. ``info["label_budget"]`` records the settings, the counts and the labelled ids'
     fingerprint.
     """
-    if not budget.active:
-        return load_data(
-            spec,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-            cache_short_side=cache_short_side,
-            download=download,
-        )
     splits = load_data(
         spec,
-        val_fraction=0.0,
+        val_fraction=val_fraction if not budget.active else 0.0,  # a budget carves no large val split
         test_fraction=test_fraction,
         seed=seed,
         cache_short_side=cache_short_side,
         download=download,
     )
+    if not budget.active:
+        return splits
     # under a budget nothing is carved for validation: drop the split rules' word that it is
     notes = [note.replace("; val is carved from train", "") for note in splits.info.get("notes", [])]  # type: ignore[attr-defined]
     if splits.val is not None:
