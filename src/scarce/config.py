@@ -69,10 +69,26 @@ class BackboneConfig(Section):
 class MaskingConfig(Section):
     """Spec sec. 4.2."""
 
-    kind: Literal["blockwise", "uniform"] = "blockwise"
-    ratio: float = Field(0.6, gt=0, lt=1, description="fraction of masked tokens")
+    kind: Literal["blockwise", "uniform", "multiblock"] = "blockwise"
+    ratio: float = Field(0.6, gt=0, lt=1, description="fraction of masked tokens (blockwise, uniform)")
     placement: Literal["inside", "clipped"] = "inside"
     min_area: int | None = Field(None, ge=1, description="default: 16 at 14x14, scaled with the grid")
+    target_blocks: int = Field(4, ge=1, description="multiblock (I-JEPA): predicted rectangles per image")
+    target_scale: tuple[float, float] = Field((0.15, 0.2), description="multiblock: area share of a target block")
+    target_aspect: tuple[float, float] = Field((0.75, 1.5), description="multiblock: height/width of a target block")
+    context_scale: tuple[float, float] = Field(
+        (0.85, 1.0), description="multiblock: area share of the context block (minus the targets)"
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> MaskingConfig:
+        for name in ("target_scale", "context_scale"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high <= 1:
+                raise ValueError(f"masking.{name} must satisfy 0 < low <= high <= 1, got {(low, high)}")
+        if not 0 < self.target_aspect[0] <= self.target_aspect[1]:
+            raise ValueError(f"masking.target_aspect must satisfy 0 < low <= high, got {self.target_aspect}")
+        return self
 
 
 class BudgetSection(Section):
@@ -220,6 +236,17 @@ class MIMJEPAConfig(Section):
     target_centering: Literal["none", "batch"] = Field(
         "none",
         description="batch: subtract the batch mean of the LayerNorm-ed targets (prevents collapse at small scale)",
+    )
+    target_layers: int = Field(
+        1,
+        ge=1,
+        description="targets: 1 = the last block (paper); K > 1 = the mean of the last K blocks' outputs, each "
+        "instance-normalised over the tokens (data2vec 2.0), then LayerNorm-ed",
+    )
+    context: Literal["full", "visible"] = Field(
+        "full",
+        description="full (paper): the context encoder runs over every token, masked ones as its mask token; "
+        "visible (I-JEPA / MAE): over the visible tokens only, the predictor inserts its mask tokens",
     )
 
 

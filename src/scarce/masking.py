@@ -19,6 +19,12 @@ clamped to ``[1, N - 1]`` so that there is always something to see and something
   to the grid: visibility is then nearly uniform over positions (max/min ≈ 1.2 at 14x14).
 - ``uniform``: a random subset of exactly the kept count (the official code crashes when
   ``(1 - r) · N`` is a whole number).
+- ``multiblock`` (I-JEPA, Assran et al. 2023, sec. 3): ``target_blocks`` rectangles of scale
+  ``target_scale`` and aspect ``target_aspect`` are the *predicted* set; one context rectangle of
+  scale ``context_scale`` (aspect 1) minus the target blocks is the *visible* set. The two never
+  overlap, and the tokens in neither are neither seen nor predicted. The kept count varies
+  from mask to mask (``mask_ratio`` is not used). :meth:`MaskGenerator.sample_masks` returns both
+  sets; the other generators predict every token they do not keep.
 
 Randomness comes from an explicit ``torch.Generator`` (or a ``random.Random`` per sample, for
 loader workers); there is no global state.
@@ -36,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-MaskKind = Literal["blockwise", "uniform"]
+MaskKind = Literal["blockwise", "uniform", "multiblock"]
 Placement = Literal["inside", "clipped"]
 REFERENCE_MIN_AREA = 16
 """``min_area`` of the paper at 14x14 = 196 tokens; scaled in proportion to other grids."""
@@ -69,18 +75,25 @@ class MaskGenerator:
     Subclasses implement :meth:`sample_one`, which draws one mask from a ``random.Random``.
     """
 
-    def __init__(self, grid_size: tuple[int, int], mask_ratio: float) -> None:
+    def __init__(self, grid_size: tuple[int, int], mask_ratio: float | None) -> None:
         grid_h, grid_w = grid_size
         if grid_h < 1 or grid_w < 1:
             raise ValueError(f"grid_size must be positive, got {grid_size}")
         self.grid_size = (int(grid_h), int(grid_w))
         self.num_tokens = grid_h * grid_w
         self.mask_ratio = mask_ratio
-        self.num_keep = keep_count(self.num_tokens, mask_ratio)
+        self.num_keep = -1 if mask_ratio is None else keep_count(self.num_tokens, mask_ratio)
+        """Visible tokens per mask; -1 where it varies from mask to mask (``mask_ratio`` None)."""
 
     def sample_one(self, rng: random.Random) -> tuple[np.ndarray, int]:
         """One mask: ``(keep [N] bool array, number of rectangles it was built from)``."""
         raise NotImplementedError
+
+    def sample_masks(self, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+        """``(keep [N], predict [N])`` bool arrays: what the context sees and what is predicted
+        (here every token that is not kept)."""
+        keep, _ = self.sample_one(rng)
+        return keep, ~keep
 
     def __call__(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """``batch_size`` masks ``[B, N]`` (bool); reproducible from ``generator``'s state."""
@@ -191,6 +204,78 @@ class BlockwiseMaskGenerator(MaskGenerator):
         return visible.reshape(-1), rectangles
 
 
+class MultiBlockMaskGenerator(MaskGenerator):
+    """I-JEPA's masks: several small target blocks, one large context block minus the targets.
+
+    Args:
+        grid_size: token grid ``(H', W')``.
+        target_blocks: number of target rectangles (4 in I-JEPA).
+        target_scale: range of a target rectangle's area as a share of the grid (0.15-0.2).
+        target_aspect: range of a target rectangle's aspect ratio height/width (0.75-1.5).
+        context_scale: range of the context rectangle's area share (0.85-1.0; aspect 1).
+
+    Areas and aspects are drawn uniformly; a rectangle's side is rounded and clamped to
+    ``[1, grid side]``, its position is uniform inside the grid. When the targets leave no
+    visible cell of the context, the context is redrawn (up to 20 times), then one context cell
+    is taken back from the targets, so every mask sees at least one token and predicts at least one.
+    """
+
+    def __init__(
+        self,
+        grid_size: tuple[int, int],
+        mask_ratio: float | None = None,
+        target_blocks: int = 4,
+        target_scale: tuple[float, float] = (0.15, 0.2),
+        target_aspect: tuple[float, float] = (0.75, 1.5),
+        context_scale: tuple[float, float] = (0.85, 1.0),
+    ) -> None:
+        del mask_ratio  # the blocks' scales set how much is seen and predicted
+        super().__init__(grid_size, None)
+        for name, (low, high) in (("target_scale", target_scale), ("context_scale", context_scale)):
+            if not 0.0 < low <= high <= 1.0:
+                raise ValueError(f"{name} must satisfy 0 < low <= high <= 1, got {(low, high)}")
+        if not 0.0 < target_aspect[0] <= target_aspect[1]:
+            raise ValueError(f"target_aspect must satisfy 0 < low <= high, got {target_aspect}")
+        if target_blocks < 1:
+            raise ValueError(f"target_blocks must be >= 1, got {target_blocks}")
+        self.target_blocks = int(target_blocks)
+        self.target_scale = (float(target_scale[0]), float(target_scale[1]))
+        self.target_aspect = (float(target_aspect[0]), float(target_aspect[1]))
+        self.context_scale = (float(context_scale[0]), float(context_scale[1]))
+
+    def _rectangle(self, rng: random.Random, scale: tuple[float, float], aspect: tuple[float, float]) -> np.ndarray:
+        """A ``[H', W']`` bool rectangle of area share ``~U(scale)`` and aspect ``~U(aspect)``."""
+        grid_h, grid_w = self.grid_size
+        area = rng.uniform(*scale) * self.num_tokens
+        ratio = rng.uniform(*aspect)
+        height = min(max(round(math.sqrt(area * ratio)), 1), grid_h)
+        width = min(max(round(math.sqrt(area / ratio)), 1), grid_w)
+        top = rng.randint(0, grid_h - height)
+        left = rng.randint(0, grid_w - width)
+        block = np.zeros(self.grid_size, dtype=bool)
+        block[top : top + height, left : left + width] = True
+        return block
+
+    def sample_masks(self, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+        predict = np.zeros(self.grid_size, dtype=bool)
+        for _ in range(self.target_blocks):
+            predict |= self._rectangle(rng, self.target_scale, self.target_aspect)
+        for _ in range(20):
+            keep = self._rectangle(rng, self.context_scale, (1.0, 1.0)) & ~predict
+            if keep.any():
+                break
+        else:  # the targets cover every context drawn: give one target cell back to the context
+            cell = np.flatnonzero(predict)[rng.randrange(int(predict.sum()))]
+            keep = np.zeros_like(predict)
+            keep.flat[cell] = True
+            predict.flat[cell] = False
+        return keep.reshape(-1), predict.reshape(-1)
+
+    def sample_one(self, rng: random.Random) -> tuple[np.ndarray, int]:
+        keep, _ = self.sample_masks(rng)
+        return keep, self.target_blocks
+
+
 def make_mask_generator(
     kind: MaskKind, grid_size: tuple[int, int], mask_ratio: float, **kwargs: object
 ) -> MaskGenerator:
@@ -199,10 +284,22 @@ def make_mask_generator(
     builders: dict[str, Callable[..., MaskGenerator]] = {
         "blockwise": BlockwiseMaskGenerator,
         "uniform": UniformMaskGenerator,
+        "multiblock": MultiBlockMaskGenerator,
     }
     if kind not in builders:
         raise ValueError(f"unknown mask kind {kind!r}; expected one of {sorted(builders)}")
     return builders[kind](tuple(grid_size), mask_ratio, **kwargs)
+
+
+def equalize_keep_counts(keep_mask: Tensor) -> Tensor:
+    """``[B, N] -> [B, N]``: each sample keeps only its first ``min_b K_b`` visible tokens in
+    raster order (I-JEPA's collator truncates the same way), so that every sample keeps the same
+    number and the visible tokens stack into ``[B, K, D]``. Equal counts are returned unchanged."""
+    counts = keep_mask.sum(dim=1)
+    smallest = int(counts.min())
+    if bool((counts == smallest).all()):
+        return keep_mask
+    return keep_mask & (keep_mask.long().cumsum(dim=1) <= smallest)
 
 
 def count_components(keep: np.ndarray) -> int:

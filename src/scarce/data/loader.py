@@ -101,7 +101,8 @@ ViewTransform = Callable[[Tensor, torch.Generator], Any]
 
 class AugmentedViews(Dataset[dict[str, Tensor]]):
     """``dataset[(epoch, index)]`` -> ``{"views": [V, 3, S, S] uint8, "keep_mask": [N] bool,
-    "label": int64, "index": int64}``; the transform returns one view or a tuple of views."""
+    "predict_mask": [N] bool, "label": int64, "index": int64}`` (the masks only with a mask
+    generator); the transform returns one view or a tuple of views."""
 
     def __init__(self, images: ImageSet, transform: ViewTransform, mask_generator: MaskGenerator | None, seed: int):
         self.images = images
@@ -120,8 +121,9 @@ class AugmentedViews(Dataset[dict[str, Tensor]]):
         label = -1 if self.images.labels is None else int(self.images.labels[index])
         item = {"views": torch.stack(views), "label": torch.tensor(label), "index": torch.tensor(index)}
         if self.mask_generator is not None:
-            keep, _ = self.mask_generator.sample_one(random.Random(seed))
+            keep, predict = self.mask_generator.sample_masks(random.Random(seed))
             item["keep_mask"] = torch.from_numpy(keep)
+            item["predict_mask"] = torch.from_numpy(predict)
         return item
 
 
@@ -129,9 +131,11 @@ def collate_batch(items: list[dict[str, Tensor]]) -> Batch:
     """Stack samples into a :class:`Batch` (views become a list of ``[B, 3, S, S]``)."""
     views = torch.stack([item["views"] for item in items])  # [B, V, 3, S, S]
     keep = torch.stack([item["keep_mask"] for item in items]) if "keep_mask" in items[0] else None
+    predict = torch.stack([item["predict_mask"] for item in items]) if "predict_mask" in items[0] else None
     return Batch(
         views=list(views.unbind(1)),
         keep_mask=keep,
+        predict_mask=predict,
         labels=torch.stack([item["label"] for item in items]),
         indices=torch.stack([item["index"] for item in items]),
     )

@@ -25,6 +25,8 @@ class Batch:
     Attributes:
         views: ``V`` tensors uint8 ``[B, 3, H, W]``.
         keep_mask: bool ``[B, N]`` (True = visible) for masked-image methods, else None.
+        predict_mask: bool ``[B, N]`` (True = predicted) for masked-image methods; None means
+            every token that is not kept.
         labels: int64 ``[B]`` (-1 = unlabelled) or None.
         indices: int64 ``[B]`` dataset indices.
     """
@@ -32,6 +34,7 @@ class Batch:
     views: list[Tensor]
     keep_mask: Tensor | None = None
     labels: Tensor | None = None
+    predict_mask: Tensor | None = None
     indices: Tensor | None = None
 
     def pin_memory(self) -> Batch:
@@ -41,6 +44,7 @@ class Batch:
             keep_mask=None if self.keep_mask is None else self.keep_mask.pin_memory(),
             labels=None if self.labels is None else self.labels.pin_memory(),
             indices=None if self.indices is None else self.indices.pin_memory(),
+            predict_mask=None if self.predict_mask is None else self.predict_mask.pin_memory(),
         )
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
@@ -52,6 +56,7 @@ class Batch:
             keep_mask=move(self.keep_mask),
             labels=move(self.labels),
             indices=move(self.indices),
+            predict_mask=move(self.predict_mask),
         )
 
 

@@ -168,6 +168,25 @@ def init_linear_(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def gather_visible(tokens: Tensor, keep_mask: Tensor) -> Tensor:
+    """The visible tokens of each sample in raster order: ``[B, N, D], [B, N] -> [B, K, D]``.
+
+    Every sample must keep the same number ``K`` of tokens (see
+    :func:`scarce.masking.equalize_keep_counts`); otherwise a ValueError names the counts.
+    """
+    counts = keep_mask.sum(dim=1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError(f"every sample must keep the same number of tokens, got {sorted(set(counts.tolist()))}")
+    return tokens[keep_mask].view(tokens.shape[0], int(counts[0]), tokens.shape[-1])
+
+
+def scatter_visible(visible: Tensor, keep_mask: Tensor) -> Tensor:
+    """Inverse of :func:`gather_visible`: ``[B, K, D], [B, N] -> [B, N, D]``, zeros where masked."""
+    full = visible.new_zeros(*keep_mask.shape, visible.shape[-1])
+    full[keep_mask] = visible.reshape(-1, visible.shape[-1])
+    return full
+
+
 class MaskedTransformer(nn.Module):
     """Mask token + fixed sin-cos position embedding + registers + CCT blocks; no final norm.
 
@@ -225,19 +244,36 @@ class MaskedTransformer(nn.Module):
             return self.pos_embed
         return sincos_pos_embed_2d(self.embed_dim, grid_size)[None].to(self.pos_embed.device)
 
-    def embed(self, tokens: Tensor, keep_mask: Tensor | None, grid_size: tuple[int, int]) -> Tensor:
-        """Mask token, position embedding, dropout, registers: ``[B, N, D] -> [B, R + N, D]``."""
-        if keep_mask is not None:
-            tokens = torch.where(keep_mask[..., None], tokens, self.mask_token.to(tokens.dtype))
-        tokens = self.pos_drop(tokens + self.position_embedding(grid_size).to(tokens.dtype))
+    def embed(
+        self, tokens: Tensor, keep_mask: Tensor | None, grid_size: tuple[int, int], drop_masked: bool = False
+    ) -> Tensor:
+        """Mask token, position embedding, dropout, registers: ``[B, N, D] -> [B, R + N, D]``.
+
+        ``drop_masked=True`` (I-JEPA / MAE) drops the masked positions after the position
+        embedding instead of replacing them by the mask token: ``[B, N, D] -> [B, R + K, D]``
+        with ``K`` visible tokens per sample (the same for every sample), in raster order.
+        """
+        if drop_masked:
+            if keep_mask is None:
+                raise ValueError("drop_masked needs a keep_mask")
+            tokens = self.pos_drop(tokens + self.position_embedding(grid_size).to(tokens.dtype))
+            tokens = gather_visible(tokens, keep_mask)
+        else:
+            if keep_mask is not None:
+                tokens = torch.where(keep_mask[..., None], tokens, self.mask_token.to(tokens.dtype))
+            tokens = self.pos_drop(tokens + self.position_embedding(grid_size).to(tokens.dtype))
         if self.registers is not None:
             tokens = torch.cat([self.registers.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
         return tokens
 
     def forward(
-        self, tokens: Tensor, keep_mask: Tensor | None = None, grid_size: tuple[int, int] | None = None
+        self,
+        tokens: Tensor,
+        keep_mask: Tensor | None = None,
+        grid_size: tuple[int, int] | None = None,
+        drop_masked: bool = False,
     ) -> Tensor:
-        x = self.embed(tokens, keep_mask, grid_size or self.grid_size)
+        x = self.embed(tokens, keep_mask, grid_size or self.grid_size, drop_masked)
         for block in self.blocks:
             x = block(x)
         return x[:, self.num_registers :]
