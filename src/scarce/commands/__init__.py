@@ -1,7 +1,18 @@
 """The ``scarce`` sub-commands, one module each; importing this package registers them in
 :data:`COMMANDS` (see :mod:`scarce.commands.base`)."""
 
-from scarce.commands import embed, evaluate, export, finetune, info, predict, pretrain, supervised
+from scarce.commands import (
+    embed,
+    evaluate,
+    export,
+    finetune,
+    info,
+    predict,
+    pretrain,
+    report,
+    supervised,
+    visualize,
+)
 from scarce.commands.base import COMMANDS, Command, register_command
 
 __all__ = [
@@ -15,5 +26,7 @@ __all__ = [
     "predict",
     "pretrain",
     "register_command",
+    "report",
     "supervised",
+    "visualize",
 ]

@@ -1,0 +1,335 @@
+"""Make MIM-JEPA learn at small scale: one lever per arm, the same pretraining budget, the same probes.
+
+    python -m benchmarks.mimjepa_study calibrate [--arms A,B]     # idle machine: seconds per epoch of each arm
+    python -m benchmarks.mimjepa_study run --arms A,B [--minutes 30] [--seed 0]   # resumable, arm after arm
+    python -m benchmarks.mimjepa_study report                      # results/mimjepa_study.{md,png} from the JSON
+
+Development set: the npz copy of Imagenette (1,350 carved training images, 150 carved validation
+images, 500 official val images). Selection uses only these two validation splits; no number here
+is a result (the label-efficiency table applies the winner to Imagewoof unchanged).
+
+**Budget.** ``calibrate`` runs two epochs of every arm on an idle machine and records the second
+epoch's seconds; an arm's epochs for a budget of M minutes are ``round(60 M / seconds)``, warm-up
+13 % of them (the preset's 13 / 100). The epochs are fixed in ``results/mimjepa_study_calibration.json``
+before any timed run, so an arm run in a later session (the CPU model changes from session to
+session) gets the same number of epochs; its own wall-clock and CPU minutes are recorded as measured.
+
+**Scores** (``scarce evaluate``): linear and kNN probes on cached features and the three attentive
+probes for 20 epochs, each selected on the carved validation split; ``val`` = carved validation
+(150 images), ``dev`` = Imagenette's official val split (500 images, scored once per family). The
+study's score is the dev linear top-1 (the larger split); both are listed. Every run is appended
+to ``results/mimjepa_study.json`` as it finishes, including the random-init floor.
+
+Runs live in ``$SCARCE_BENCHMARK_RUNS/mimjepa-study`` (default ``/work/runs``). Creating the file
+``PAUSE`` there makes ``run`` wait before its next arm (to run tests on an idle machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import IMAGENETTE, RESULTS_DIR, matmul_gflops, run_header, write_results
+
+RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "mimjepa-study"
+DATA = f"npz:{IMAGENETTE}"
+PRESET = "scott-cpu-96"
+WARMUP_SHARE = 0.13
+CALIBRATION = RESULTS_DIR / "mimjepa_study_calibration.json"
+RESULTS = RESULTS_DIR / "mimjepa_study.json"
+PROBE_EPOCHS = 20
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One lever (``--set`` overrides of the ``scott-cpu-96`` preset, the current centred recipe)."""
+
+    name: str
+    overrides: tuple[str, ...]
+    note: str
+
+
+ARMS = {
+    arm.name: arm
+    for arm in (
+        Arm("centred", (), "the current CPU default: scott-cpu-96, batch-centred targets, blockwise 60 %"),
+        Arm("visible", ("mimjepa.context=visible",), "context encoder over the visible tokens only (I-JEPA / MAE)"),
+        Arm("top3", ("mimjepa.target_layers=3",), "targets: mean of the last 3 of 6 blocks, instance-normed"),
+        Arm("multiblock", ("masking.kind=multiblock",), "I-JEPA masks: 4 targets of 15-20 %, context 85-100 %"),
+        Arm(
+            "ijepa",
+            ("masking.kind=multiblock", "mimjepa.context=visible"),
+            "I-JEPA's pair: multi-block masks and a visible-only context",
+        ),
+        Arm("grid12", ("model.stride=8",), "12x12 tokens (stride 8) instead of 6x6"),
+        Arm("ema-short", ("schedule.ema_start=0.99", "schedule.ema_end=0.999"), "EMA 0.99 -> 0.999"),
+        Arm("no-aug", ("augmentation.mode=none",), "no augmentation (as I-JEPA): both views the same image"),
+    )
+}
+RANDOM_INIT = "random-init"
+
+
+def run_dir(arm: str, minutes: int, seed: int) -> Path:
+    return RUNS / f"{arm}-{minutes}m-s{seed}"
+
+
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], log: Path) -> tuple[float, float]:
+    """Run ``command`` (output to ``log``); ``(wall seconds, CPU seconds)``."""
+    wall, cpu = time.perf_counter(), child_cpu_seconds()
+    with log.open("a") as stream:
+        subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+    return time.perf_counter() - wall, child_cpu_seconds() - cpu
+
+
+def pretrain_command(arm: Arm, epochs: int, seed: int, out: Path, resume: bool) -> list[str]:
+    command = ["scarce", "pretrain", "-c", PRESET, "--data", DATA, "-o", str(out), "--epochs", str(epochs)]
+    command += ["--seed", str(seed), "--no-progress", "--set", f"schedule.warmup_epochs={round(WARMUP_SHARE * epochs)}"]
+    for override in arm.overrides:
+        command += ["--set", override]
+    return command + (["--resume"] if resume else [])
+
+
+def evaluate_command(source: Path | None, out: Path, seed: int) -> list[str]:
+    probes = ["--probes", "linear,knn,attentive", "--epochs", str(PROBE_EPOCHS), "--seed", str(seed)]
+    head = ["scarce", "evaluate", str(source)] if source else ["scarce", "evaluate", "--random-init", "-c", PRESET]
+    return [*head, "--data", DATA, *probes, "--out", str(out), "--no-progress"]
+
+
+def read_epochs(run: Path) -> list[dict[str, Any]]:
+    path = run / "epochs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def calibrate(arms: list[str]) -> None:
+    """Two epochs of each arm on an idle machine; the second epoch's seconds fix the budgets."""
+    existing = json.loads(CALIBRATION.read_text()) if CALIBRATION.exists() else {}
+    records = existing.get("arms", {})
+    for name in arms:
+        out = RUNS / "calibration" / name
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        command = pretrain_command(ARMS[name], 2, 0, out, resume=False)
+        timed(command, RUNS / "calibration.log")
+        epochs = read_epochs(out)
+        records[name] = {"seconds_per_epoch": epochs[-1]["seconds"], "command": " ".join(command)}
+        print(f"{name}: {epochs[-1]['seconds']:.1f} s per epoch", flush=True)
+    payload = {**run_header(), "matmul_gflops": matmul_gflops(), "arms": records}
+    CALIBRATION.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def budget_epochs(name: str, minutes: int) -> int:
+    seconds = json.loads(CALIBRATION.read_text())["arms"][name]["seconds_per_epoch"]
+    return max(1, round(60 * minutes / seconds))
+
+
+def wait_while_paused() -> None:
+    while (RUNS / "PAUSE").exists():
+        time.sleep(20)
+
+
+def scores(results: dict[str, Any]) -> dict[str, Any]:
+    """Per family: the selected probe's val (carved) and dev (official val) top-1."""
+    out: dict[str, Any] = {}
+    for row in results["results"]:
+        if "test" not in row:
+            continue
+        out[row["family"]] = {
+            "probe": row["probe"],
+            "selected": row["selected"],
+            "val_top1": row["val"]["top1"],
+            "dev_top1": row["test"]["top1"],
+            "dev_mean_per_class": row["test"]["mean_per_class"],
+        }
+    return out
+
+
+def load_rows() -> list[dict[str, Any]]:
+    return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+
+
+def save_row(row: dict[str, Any]) -> None:
+    rows = [r for r in load_rows() if (r["arm"], r["minutes"], r["seed"]) != (row["arm"], row["minutes"], row["seed"])]
+    RESULTS.write_text(json.dumps({"runs": [*rows, row]}, indent=2) + "\n")
+
+
+def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
+    out = run_dir(name, minutes, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}.log"
+    row: dict[str, Any] = {"arm": name, "minutes": minutes, "seed": seed, **run_header()}
+    if name == RANDOM_INIT:
+        command = evaluate_command(None, out / "eval", seed)
+        wall, cpu = timed(command, log)
+        row |= {"note": "random-init floor (no pretraining)", "evaluate_command": " ".join(command), "epochs": 0}
+        row |= {"evaluate_wall_seconds": wall, "evaluate_cpu_seconds": cpu}
+    else:
+        arm = ARMS[name]
+        epochs = budget_epochs(name, minutes)
+        done = len(read_epochs(out))
+        resume = (out / "checkpoints" / "last.pt").exists()
+        command = pretrain_command(arm, epochs, seed, out, resume=False)
+        wall = cpu = 0.0
+        if done < epochs:
+            wall, cpu = timed(pretrain_command(arm, epochs, seed, out, resume=resume), log)
+        records = read_epochs(out)
+        eval_command = evaluate_command(out, out / "eval", seed)
+        eval_wall, eval_cpu = timed(eval_command, log)
+        ranks = [record["effective_rank"] for record in records]
+        row |= {
+            "note": arm.note,
+            "overrides": list(arm.overrides),
+            "epochs": epochs,
+            "pretrain_command": " ".join(command),
+            "evaluate_command": " ".join(eval_command),
+            "resumed": resume,
+            "pretrain_wall_seconds_this_call": wall,
+            "pretrain_cpu_seconds_this_call": cpu,
+            "pretrain_epoch_seconds": sum(record["seconds"] for record in records),
+            "images_per_second": statistics.median(record["images_per_second"] for record in records),
+            "effective_rank": {"epoch_1": ranks[0], "lowest": min(ranks), "last": ranks[-1]},
+            "collapsed": ranks[-1] < 0.5 * ranks[0],
+            "fingerprint": json.loads((out / "environment.json").read_text()).get("pretrain_fingerprint"),
+            "curve": [
+                {"epoch": r["epoch"], "seconds": r["seconds"], "online_probe_val_top1": r.get("online_probe_val_top1")}
+                for r in records
+            ],
+            "evaluate_wall_seconds": eval_wall,
+            "evaluate_cpu_seconds": eval_cpu,
+        }
+    row["scores"] = scores(json.loads((out / "eval" / "results.json").read_text()))
+    save_row(row)
+    return row
+
+
+def run(arms: list[str], minutes: int, seed: int) -> None:
+    finished = {(r["arm"], r["minutes"], r["seed"]) for r in load_rows()}
+    for name in arms:
+        if (name, minutes, seed) in finished:
+            print(f"{name}: done, skipped", flush=True)
+            continue
+        wait_while_paused()
+        print(f"{name}: {minutes} min, seed {seed}", flush=True)
+        row = run_arm(name, minutes, seed)
+        linear = row["scores"].get("linear", {})
+        print(f"{name}: dev linear {linear.get('dev_top1', float('nan')):.3f}", flush=True)
+    report()
+
+
+def _cell(row: dict[str, Any], family: str, key: str) -> str:
+    value = row["scores"].get(family, {}).get(key)
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def report() -> None:
+    rows = load_rows()
+    calibration = json.loads(CALIBRATION.read_text())
+    lines = [
+        "Every MIM-JEPA study run on Imagenette (the development set), in the order run. Budget: epochs fixed",
+        "from an idle two-epoch calibration (`results/mimjepa_study_calibration.json`, "
+        f"{calibration['environment']['processor']}). Scores: top-1 % of the probe selected on the carved",
+        "validation split (val, 150 images) and on Imagenette's official val split (dev, 500 images).",
+        "",
+        "Speed: seconds per epoch in the idle calibration (comparable across arms); pretraining minutes as",
+        "measured in the run itself (another process on the machine would inflate them).",
+        "",
+        "| arm | min | seed | epochs | s/epoch (idle) | rank 1st → last | linear val / dev | kNN val / dev "
+        "| attentive val / dev | pretrain min (measured) | what |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        rank = row.get("effective_rank")
+        rank_text = f"{rank['epoch_1']:.1f} → {rank['last']:.1f}" if rank else "–"
+        calibrated = calibration["arms"].get(row["arm"], {}).get("seconds_per_epoch")
+        speed = f"{calibrated:.1f}" if calibrated and row["epochs"] else "–"
+        wall = f"{row['pretrain_epoch_seconds'] / 60:.1f}" if "pretrain_epoch_seconds" in row else "0"
+        cells = [
+            row["arm"],
+            str(row["minutes"]),
+            str(row["seed"]),
+            str(row["epochs"]),
+            speed,
+            rank_text + (" **collapsed**" if row.get("collapsed") else ""),
+            f"{_cell(row, 'linear', 'val_top1')} / {_cell(row, 'linear', 'dev_top1')}",
+            f"{_cell(row, 'knn', 'val_top1')} / {_cell(row, 'knn', 'dev_top1')}",
+            f"{_cell(row, 'attentive', 'val_top1')} / {_cell(row, 'attentive', 'dev_top1')}",
+            wall,
+            row["note"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Commands:", ""]
+    for row in rows:
+        lines.append(f"- {row['arm']} ({row['minutes']} min, seed {row['seed']}): `{row.get('pretrain_command', '')}`")
+        lines.append(f"  then `{row['evaluate_command']}`")
+    payload = {**run_header(), "calibration": calibration, "runs": rows}
+    markdown = "\n".join(lines) + "\n"
+    write_results("mimjepa_study", payload, markdown)
+    plot(rows)
+
+
+def plot(rows: list[dict[str, Any]]) -> None:
+    """Online-probe validation top-1 against pretraining minutes, one line per run; the final dev
+    linear top-1 as a marker at the end of each line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        if not row.get("curve"):
+            if row["arm"] == RANDOM_INIT and "linear" in row["scores"]:
+                floor = 100 * row["scores"]["linear"]["dev_top1"]
+                axis.axhline(floor, color="grey", linestyle=":", label="random init (linear, dev)")
+            continue
+        minutes, elapsed = [], 0.0
+        for record in row["curve"]:
+            elapsed += record["seconds"] / 60
+            minutes.append(elapsed)
+        online = [100 * (record["online_probe_val_top1"] or 0.0) for record in row["curve"]]
+        (line,) = axis.plot(minutes, online, label=f"{row['arm']} s{row['seed']} (online probe)")
+        if "linear" in row["scores"]:
+            axis.plot(minutes[-1], 100 * row["scores"]["linear"]["dev_top1"], "o", color=line.get_color())
+    axis.set_xlabel("pretraining minutes (measured)")
+    axis.set_ylabel("top-1 % (line: online probe, val; dot: linear probe, dev)")
+    axis.set_title("MIM-JEPA study on Imagenette 96 px (development set)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS_DIR / "mimjepa_study.png", dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["calibrate", "run", "report"])
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (and random-init for run)")
+    parser.add_argument("--minutes", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    arms = [name for name in args.arms.split(",") if name]
+    unknown = [name for name in arms if name not in ARMS and name != RANDOM_INIT]
+    if unknown:
+        parser.error(f"unknown arms {unknown}; known: {[*ARMS, RANDOM_INIT]}")
+    if args.action == "calibrate":
+        calibrate([name for name in arms if name != RANDOM_INIT])
+    elif args.action == "run":
+        run(arms, args.minutes, args.seed)
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
