@@ -42,6 +42,8 @@ class Pictures:
     captions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: loading the data and encoders, then each picture (features, figure, PNG)."""
 
 
 def _pick_images(data: ImageSet, count: int, seed: int) -> tuple[ImageSet, list[int]]:
@@ -88,12 +90,19 @@ def visualize(
     _check_size(shown_from, img_size)
     shown, _ = _pick_images(shown_from, num_images, seed)
     images = eval_view(shown, img_size)  # uint8 [B, 3, S, S]
+    pictures.timings["load data and encoder"] = time.perf_counter() - started
+
+    mark = [time.perf_counter()]
 
     def save(name: str, figure: object, caption: str) -> None:
+        """Write one picture; its time is everything since the previous picture (features included)."""
         path = out / f"{name}.png"
         figures.save_png(figure, path)  # type: ignore[arg-type]
         pictures.files[name] = path
         pictures.captions[name] = caption
+        now = time.perf_counter()
+        pictures.timings[name] = now - mark[0]
+        mark[0] = now
 
     encoders: dict[str, LoadedEncoder] = {"context": context}
     try:
