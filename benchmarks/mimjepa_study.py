@@ -144,7 +144,7 @@ def scores(results: dict[str, Any]) -> dict[str, Any]:
     """Per family: the selected probe's val (carved) and dev (official val) top-1."""
     out: dict[str, Any] = {}
     for row in results["results"]:
-        if "test" not in row:
+        if not row.get("test"):  # probes not selected within their family are not tested
             continue
         out[row["family"]] = {
             "probe": row["probe"],
@@ -170,9 +170,10 @@ def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     log = out.parent / f"{out.name}.log"
     row: dict[str, Any] = {"arm": name, "minutes": minutes, "seed": seed, **run_header()}
+    evaluated = (out / "eval" / "results.json").exists()  # a run cut off after its evaluation
     if name == RANDOM_INIT:
         command = evaluate_command(None, out / "eval", seed)
-        wall, cpu = timed(command, log)
+        wall, cpu = timed(command, log) if not evaluated else (0.0, 0.0)
         row |= {"note": "random-init floor (no pretraining)", "evaluate_command": " ".join(command), "epochs": 0}
         row |= {"evaluate_wall_seconds": wall, "evaluate_cpu_seconds": cpu}
     else:
@@ -186,7 +187,7 @@ def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
             wall, cpu = timed(pretrain_command(arm, epochs, seed, out, resume=resume), log)
         records = read_epochs(out)
         eval_command = evaluate_command(out, out / "eval", seed)
-        eval_wall, eval_cpu = timed(eval_command, log)
+        eval_wall, eval_cpu = timed(eval_command, log) if not evaluated else (0.0, 0.0)
         ranks = [record["effective_rank"] for record in records]
         row |= {
             "note": arm.note,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -32,10 +33,12 @@ def screenshot(page: Path, out: Path, width: int = 1200, height: int = 2200) -> 
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "chromium"  # Debian's; no download by Selenium Manager
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"):
         options.add_argument(argument)
     options.add_argument(f"--window-size={width},{height}")
-    browser = webdriver.Chrome(options=options)
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver") or "chromedriver")
+    browser = webdriver.Chrome(service=service, options=options)
     try:
         browser.get(page.resolve().as_uri())
         with tempfile.TemporaryDirectory() as folder:
