@@ -258,7 +258,7 @@ def report() -> None:
         wall = f"{row['pretrain_epoch_seconds'] / 60:.1f}" if "pretrain_epoch_seconds" in row else "0"
         cells = [
             row["arm"],
-            str(row["minutes"]),
+            str(row["minutes"]) if row["epochs"] else "0",
             str(row["seed"]),
             str(row["epochs"]),
             speed,
@@ -272,8 +272,11 @@ def report() -> None:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Commands:", ""]
     for row in rows:
-        lines.append(f"- {row['arm']} ({row['minutes']} min, seed {row['seed']}): `{row.get('pretrain_command', '')}`")
-        lines.append(f"  then `{row['evaluate_command']}`")
+        if "pretrain_command" in row:
+            lines.append(f"- {row['arm']} ({row['minutes']} min, seed {row['seed']}): `{row['pretrain_command']}`")
+            lines.append(f"  then `{row['evaluate_command']}`")
+        else:
+            lines.append(f"- {row['arm']} (seed {row['seed']}): `{row['evaluate_command']}`")
     payload = {**run_header(), "calibration": calibration, "runs": rows}
     markdown = "\n".join(lines) + "\n"
     write_results("mimjepa_study", payload, markdown)

@@ -163,3 +163,21 @@ def test_report_loads_in_headless_chromium(short_run: tuple[Path, Path], tmp_pat
     assert len(sizes) >= 11 and all(done and width > 0 and height > 0 for done, width, height in sizes), sizes
     assert sections == list(SECTIONS)
     assert errors == [], json.dumps(errors)
+
+
+@needs_data
+def test_report_of_a_classifier_run_shows_its_own_curves_and_results(
+    short_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A fine-tuned / supervised run keeps results.json beside its epochs.jsonl (train_top1, no rank)."""
+    _, evaluation = short_run
+    run = tmp_path / "classifier-run"
+    run.mkdir()
+    records = [{"epoch": epoch, "step": 3 * epoch, "loss": 2.0 / epoch, "train_top1": 0.1 * epoch} for epoch in (1, 2)]
+    (run / "epochs.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    shutil.copy(evaluation / "results.json", run / "results.json")
+    page = tmp_path / "classifier.html"
+    assert main(["report", str(run), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "classifier-run (its own results)" in text and "Confusion matrix on the test split" in text
+    assert "no environment.json" in text  # what is missing is said, not drawn broken
