@@ -308,6 +308,27 @@ class FinetuneConfig(SupervisedConfig):
     weight_ema: bool = Field(False, description="evaluate and export an EMA of the weights")
 
 
+class SemisupConfig(FinetuneConfig):
+    """``scarce semisup`` (``method: semisup``): self-training from a classifier run (``init``) on the
+    labelled images and the unlabelled rest of the training split (FixMatch, Sohn et al. 2020;
+    Semi-ViT, Cai et al. 2022). The fine-tuning options apply to the student."""
+
+    init_encoder: Literal["context", "target"] = Field("context", description="unused: a classifier run has one")
+    weight_ema: bool = Field(
+        True,
+        description="an EMA teacher gives the pseudo-labels (Semi-ViT) and is evaluated; false: the student (FixMatch)",
+    )
+    threshold: float = Field(
+        0.7, gt=0, le=1, description="confidence above which a pseudo-label counts (Semi-ViT 0.7, FixMatch 0.95)"
+    )
+    unlabelled_weight: float = Field(1.0, ge=0, description="lambda_u: weight of the unlabelled loss")
+    mu: int = Field(5, ge=1, description="unlabelled images per labelled image in a batch")
+    pseudo_mixup: bool = Field(False, description="Semi-ViT's probabilistic pseudo-mixup of the confident images")
+    randaugment_ops: int = Field(2, ge=0, description="strong view: RandAugment operations")
+    randaugment_magnitude: int = Field(10, ge=0, le=30, description="strong view: RandAugment magnitude")
+    erasing_p: float = Field(0.5, ge=0, le=1, description="strong view: RandomErasing probability")
+
+
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
@@ -324,6 +345,7 @@ class ScarceConfig(Section):
     contrastive: ContrastiveConfig = ContrastiveConfig()
     supervised: SupervisedConfig = SupervisedConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    semisup: SemisupConfig = SemisupConfig()
     stages: tuple[StageConfig, ...] = ()
 
     @field_validator("method")

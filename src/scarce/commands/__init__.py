@@ -10,6 +10,7 @@ from scarce.commands import (
     predict,
     pretrain,
     report,
+    semisup,
     supervised,
     visualize,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "pretrain",
     "register_command",
     "report",
+    "semisup",
     "supervised",
     "visualize",
 ]

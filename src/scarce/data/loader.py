@@ -132,17 +132,20 @@ def collate_batch(items: list[dict[str, Tensor]]) -> Batch:
     views = torch.stack([item["views"] for item in items])  # [B, V, 3, S, S]
     keep = torch.stack([item["keep_mask"] for item in items]) if "keep_mask" in items[0] else None
     predict = torch.stack([item["predict_mask"] for item in items]) if "predict_mask" in items[0] else None
+    known = {"views", "keep_mask", "predict_mask", "label", "index"}
+    extras = {key: torch.stack([item[key] for item in items]) for key in items[0] if key not in known}
     return Batch(
         views=list(views.unbind(1)),
         keep_mask=keep,
         predict_mask=predict,
+        extras=extras,
         labels=torch.stack([item["label"] for item in items]),
         indices=torch.stack([item["index"] for item in items]),
     )
 
 
 def make_train_loader(
-    dataset: AugmentedViews,
+    dataset: Dataset[dict[str, Tensor]],
     sampler: EpochBatchSampler,
     num_workers: int,
     pin_memory: bool,

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from scarce.config import ScarceConfig
-from scarce.data.loader import AugmentedViews, EpochBatchSampler, make_train_loader
+from scarce.data.loader import EpochBatchSampler, make_train_loader
 from scarce.data.transforms import normalize_batch
 from scarce.engine.checkpoint import load_optimizer_state, load_state_dict_strict, save_checkpoint
 from scarce.engine.device import autocast_factory, rng_state, set_rng_state
@@ -90,7 +91,7 @@ class Trainer:
         method: the method (modules already built).
         config: the resolved configuration.
         run_dir: a prepared :class:`RunDirectory`.
-        dataset: per-sample augmented views of the training images.
+        dataset: per-sample augmented views of the training images (``len`` = samples per epoch).
         val_images, val_labels: eval-transformed uint8 validation images ``[M, 3, S, S]`` and
             labels for the online probe (None: no probe).
         num_classes: classes of the labelled training data (0: unlabelled).
@@ -105,7 +106,7 @@ class Trainer:
         method: Method,
         config: ScarceConfig,
         run_dir: RunDirectory,
-        dataset: AugmentedViews,
+        dataset: Dataset[dict[str, Tensor]],
         *,
         val_images: Tensor | None = None,
         val_labels: Tensor | None = None,

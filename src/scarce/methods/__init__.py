@@ -6,6 +6,7 @@ from scarce.methods.byol import BYOL
 from scarce.methods.finetune import FineTune
 from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
 from scarce.methods.moco import MoCoV2
+from scarce.methods.semisup import SemiSupervised
 from scarce.methods.simclr import SimCLR
 from scarce.methods.supervised import Supervised
 
@@ -18,6 +19,7 @@ __all__ = [
     "FineTune",
     "Method",
     "MoCoV2",
+    "SemiSupervised",
     "SimCLR",
     "StepOutput",
     "Supervised",

@@ -14,8 +14,11 @@ from scarce.engine.ema import ema_update_
 from scarce.registry import Registry
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from scarce.config import ScarceConfig
     from scarce.masking import MaskGenerator
+    from scarce.pretrain import PretrainData
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Batch:
         keep_mask: bool ``[B, N]`` (True = visible) for masked-image methods, else None.
         predict_mask: bool ``[B, N]`` (True = predicted) for masked-image methods; None means
             every token that is not kept.
+        extras: other per-sample tensors a method's dataset yields (e.g. the unlabelled images'
+            indices of a semi-supervised batch), stacked along the batch.
         labels: int64 ``[B]`` (-1 = unlabelled) or None.
         indices: int64 ``[B]`` dataset indices.
     """
@@ -36,6 +41,7 @@ class Batch:
     labels: Tensor | None = None
     predict_mask: Tensor | None = None
     indices: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     def pin_memory(self) -> Batch:
         """Called by ``DataLoader(pin_memory=True)`` for fast host-to-GPU copies."""
@@ -45,6 +51,7 @@ class Batch:
             labels=None if self.labels is None else self.labels.pin_memory(),
             indices=None if self.indices is None else self.indices.pin_memory(),
             predict_mask=None if self.predict_mask is None else self.predict_mask.pin_memory(),
+            extras={key: value.pin_memory() for key, value in self.extras.items()},
         )
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
@@ -57,6 +64,7 @@ class Batch:
             labels=move(self.labels),
             indices=move(self.indices),
             predict_mask=move(self.predict_mask),
+            extras={key: value.to(device, non_blocking=non_blocking) for key, value in self.extras.items()},
         )
 
 
@@ -125,6 +133,12 @@ class Method(nn.Module):
     def train_transform(cls, config: ScarceConfig, crop_size: int) -> ViewTransform:
         """The per-image training views at ``crop_size`` (default: one augmented view)."""
         return single_view(config, crop_size)
+
+    def train_dataset(self, config: ScarceConfig, data: PretrainData) -> Dataset[dict[str, Tensor]] | None:
+        """The training dataset when the method needs its own (e.g. labelled and unlabelled images
+        in one item); None: the harness's per-image :class:`~scarce.data.loader.AugmentedViews`."""
+        del config, data
+        return None
 
     def mask_generator(self, config: ScarceConfig) -> MaskGenerator | None:
         """Token masks the loader draws per batch (masked-image methods), else None."""
