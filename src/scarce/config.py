@@ -329,6 +329,17 @@ class SemisupConfig(FinetuneConfig):
     erasing_p: float = Field(0.5, ge=0, le=1, description="strong view: RandomErasing probability")
 
 
+class DistillConfig(SupervisedConfig):
+    """``scarce distill`` (``method: distill``): a student learns a classifier run's softened predictions
+    on every training image (Hinton et al. 2015; SimCLRv2). The student's architecture is the run's
+    ``model`` / ``backbone``; ``init`` is unused (the student starts from random init)."""
+
+    teacher: str | None = Field(None, description="the teacher classifier run (or classifier.safetensors)")
+    temperature: float = Field(2.0, gt=0, description="softmax temperature T of the teacher and the student")
+    labelled_weight: float = Field(0.0, ge=0, description="alpha: weight of cross-entropy on the labelled images")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
@@ -346,6 +357,7 @@ class ScarceConfig(Section):
     supervised: SupervisedConfig = SupervisedConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     semisup: SemisupConfig = SemisupConfig()
+    distill: DistillConfig = DistillConfig()
     stages: tuple[StageConfig, ...] = ()
 
     @field_validator("method")

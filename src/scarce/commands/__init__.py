@@ -2,6 +2,7 @@
 :data:`COMMANDS` (see :mod:`scarce.commands.base`)."""
 
 from scarce.commands import (
+    distill,
     embed,
     evaluate,
     export,
@@ -19,6 +20,7 @@ from scarce.commands.base import COMMANDS, Command, register_command
 __all__ = [
     "COMMANDS",
     "Command",
+    "distill",
     "embed",
     "evaluate",
     "export",

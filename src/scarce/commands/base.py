@@ -8,8 +8,10 @@ its parser from the registry. ``run(args) -> exit code``; errors the user can fi
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from scarce.registry import Registry
 
@@ -76,4 +78,23 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
     """``data.labels_per_class=N`` ... for the budget options given on the command line."""
     return [
         f"{key}={getattr(args, name)}" for name, key in BUDGET_OPTIONS.items() if getattr(args, name, None) is not None
+    ]
+
+
+def inherited_budget(run: str, args: argparse.Namespace) -> list[str]:
+    """``data.*`` overrides that give a run the label budget of ``run`` (the same labelled images: a
+    semi-supervised or distilled run of a fine-tuned one), for the budget options not given here."""
+    from scarce.engine.run_dir import RunDirectory
+
+    path = Path(run)
+    if not (path.is_dir() and (path / "config.yaml").exists()):
+        return []
+    data = RunDirectory(path).read_config().get("data", {}) or {}
+    given = {name for name in BUDGET_OPTIONS if getattr(args, name, None) is not None}
+    if given & {"labels_per_class", "label_fraction"}:  # one amount replaces the other
+        given |= {"labels_per_class", "label_fraction"}
+    return [
+        f"{key}={json.dumps(data[key.split('.')[1]])}"
+        for name, key in BUDGET_OPTIONS.items()
+        if name not in given and data.get(key.split(".")[1]) is not None
     ]

@@ -3,6 +3,7 @@
 
 from scarce.methods.base import METHODS, Batch, BuildContext, Method, StepOutput, register_method
 from scarce.methods.byol import BYOL
+from scarce.methods.distill import Distill
 from scarce.methods.finetune import FineTune
 from scarce.methods.mimjepa import MIMJEPA, masked_smooth_l1
 from scarce.methods.moco import MoCoV2
@@ -16,6 +17,7 @@ __all__ = [
     "MIMJEPA",
     "Batch",
     "BuildContext",
+    "Distill",
     "FineTune",
     "Method",
     "MoCoV2",

@@ -25,6 +25,9 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "scott-cpu-32": {"tokenizer": "scott", **_CPU, "img_size": 32, "stride": 4},  # 8x8 tokens
     "scott-cpu-64": {"tokenizer": "scott", **_CPU, "img_size": 64, "stride": 8},  # 8x8 tokens
     "scott-cpu-96": {"tokenizer": "scott", **_CPU, "img_size": 96, "stride": 16},  # 6x6 tokens
+    # A 96 px student for distillation: scott-cpu-96 at half the width (D 96, 2 heads of 48), 0.44x
+    # its forward FLOPs per image.
+    "scott-small-96": {"tokenizer": "scott", **_CPU, "embed_dim": 96, "num_heads": 2, "img_size": 96, "stride": 16},
     "vit-cpu-32": {"tokenizer": "vit", **_CPU, "img_size": 32, "stride": 4},
     "vit-cpu-64": {"tokenizer": "vit", **_CPU, "img_size": 64, "stride": 8},
     "vit-cpu-96": {"tokenizer": "vit", **_CPU, "img_size": 96, "stride": 16},
