@@ -78,7 +78,9 @@ def test_a_method_registered_in_a_test_file_pretrains_through_the_cli(
 
 def test_config_takes_the_allowed_names_from_the_registries(toy_method: str) -> None:
     assert load_config("scott-tiny", [f"method={toy_method}"]).method == toy_method
-    with pytest.raises(ConfigError, match=r"method: unknown method 'toy-colour'; known: byol, finetune, mimjepa"):
+    with pytest.raises(
+        ConfigError, match=r"method: unknown method 'toy-colour'; known: byol, distill, finetune, mimjepa"
+    ):
         METHODS.unregister(toy_method)
         load_config("scott-tiny", [f"method={toy_method}"])
 
@@ -86,7 +88,7 @@ def test_config_takes_the_allowed_names_from_the_registries(toy_method: str) -> 
 @pytest.mark.parametrize(
     ("override", "known"),
     [
-        ("method=dino", "byol, finetune, mimjepa, mocov2, simclr, supervised"),
+        ("method=dino", "byol, distill, finetune, mimjepa, mocov2, semisup, simclr, supervised"),
         ("backbone.kind=vgg", "encoder, resnet18, resnet50"),
         ("model.tokenizer=conv", "scott, vit"),
         ("supervised.head=mlp", "cross, linear, multihead, simple"),
@@ -101,12 +103,22 @@ def test_unknown_names_are_one_line_errors_listing_the_known_ones(override: str,
 
 
 def test_every_registry_lists_its_built_ins() -> None:
-    assert set(METHODS.names()) == {"byol", "finetune", "mimjepa", "mocov2", "simclr", "supervised"}
+    assert set(METHODS.names()) == {
+        "byol",
+        "distill",
+        "finetune",
+        "mimjepa",
+        "mocov2",
+        "semisup",
+        "simclr",
+        "supervised",
+    }
     assert set(TOKENIZERS.names()) == {"scott", "vit"}
     assert set(BACKBONES.names()) == {"encoder", "resnet18", "resnet50"}
     assert set(HEADS.names()) == {"simple", "multihead", "cross", "linear"}
     assert set(PROBE_FAMILIES.names()) == {"attentive", "linear", "knn", "fewshot"}
-    commands = {"pretrain", "supervised", "finetune", "evaluate", "embed", "info", "predict", "export"}
+    commands = {"pretrain", "supervised", "finetune", "semisup", "distill", "evaluate", "embed", "info", "predict"}
+    commands |= {"export", "visualize", "report"}
     assert commands <= set(COMMANDS.names())
 
 
