@@ -340,6 +340,17 @@ class DistillConfig(SupervisedConfig):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
 
+class AuxConfig(Section):
+    """An auxiliary self-supervised task for ``supervised`` and ``finetune`` (:mod:`scarce.methods.aux_tasks`)."""
+
+    kind: Literal["none", "drloc", "rotation"] = Field(
+        "none", description="drloc: dense relative localisation (Liu et al. 2021); rotation: predict 0/90/180/270"
+    )
+    weight: float = Field(0.1, ge=0, description="lambda: weight of the auxiliary loss")
+    pairs: int = Field(64, ge=1, description="drloc: token pairs sampled per image")
+    hidden: int = Field(512, ge=1, description="drloc: hidden width of the offset MLP")
+
+
 class ScarceConfig(Section):
     """The whole configuration of a training run."""
 
@@ -358,6 +369,7 @@ class ScarceConfig(Section):
     finetune: FinetuneConfig = FinetuneConfig()
     semisup: SemisupConfig = SemisupConfig()
     distill: DistillConfig = DistillConfig()
+    aux: AuxConfig = AuxConfig()
     stages: tuple[StageConfig, ...] = ()
 
     @field_validator("method")

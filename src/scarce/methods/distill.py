@@ -56,6 +56,8 @@ class Distill(Supervised):
     """``Distill(student_encoder, num_classes, teacher, head, temperature=2.0, labelled_weight=0.0)``;
     batches hold one augmented view of labelled (label >= 0) and unlabelled (label -1) images."""
 
+    supports_aux = False
+
     @classmethod
     def options_of(cls, config: ScarceConfig) -> DistillConfig:
         return config.distill

@@ -52,7 +52,7 @@ class FineTune(Supervised):
     @classmethod
     def build(cls, config: ScarceConfig, num_classes: int, backbone: nn.Module) -> FineTune:
         options = config.finetune
-        return cls(
+        method = cls(
             backbone,
             num_classes,
             options.head,
@@ -64,6 +64,7 @@ class FineTune(Supervised):
             head_only_epochs=options.head_only_epochs,
             weight_ema=options.weight_ema,
         )
+        return method.with_aux_task(config)
 
     @classmethod
     def check_config(cls, config: ScarceConfig) -> None:
@@ -117,6 +118,8 @@ class FineTune(Supervised):
         groups: dict[tuple[int, bool], list[nn.Parameter]] = {}
         named = [(self.encoder.layer_id(name), name, p) for name, p in self.encoder.named_parameters()]  # type: ignore[operator]
         named += [(num_layers, name, p) for name, p in self.head.named_parameters()]
+        if self.aux is not None:  # the auxiliary task's head trains with the classifier's head
+            named += [(num_layers, name, p) for name, p in self.aux.named_parameters()]
         for layer, name, param in named:
             if param.requires_grad:
                 decays = param.ndim > 1 and not name.endswith(".bias")

@@ -79,6 +79,8 @@ class SemiSupervised(FineTune):
     pseudo_mixup=False)``; a batch holds per item one labelled weak view, then ``mu`` pairs
     (weak, strong) of unlabelled views (:class:`~scarce.data.semisup.LabelledUnlabelledViews`)."""
 
+    supports_aux = False
+
     @classmethod
     def options_of(cls, config: ScarceConfig) -> SemisupConfig:
         return config.semisup

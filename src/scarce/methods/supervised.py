@@ -23,9 +23,11 @@ from torchvision.transforms import v2
 from scarce.data.transforms import normalize_batch
 from scarce.engine.checkpoint import load_state_dict_strict
 from scarce.errors import ConfigError
+from scarce.methods.aux_tasks import DenseRelativeLocalization, RotationPrediction, build_aux_task
 from scarce.methods.base import Batch, BuildContext, Method, StepOutput, register_method
 from scarce.models.backbone import BACKBONES, build_backbone
-from scarce.models.classifier import head_logits
+from scarce.models.classifier import head_logits, head_tokens
+from scarce.models.encoder import Encoder
 from scarce.models.probes import HeadKind, build_probe
 from scarce.models.resnet import ResNetBackbone, ResNetConfig
 
@@ -84,6 +86,8 @@ class Supervised(Method):
 
     needs_labels = True
     pretraining = False
+    supports_aux: bool = True
+    """Whether ``training_step`` adds the ``aux`` section's auxiliary self-supervised loss."""
 
     @classmethod
     def options_of(cls, config: ScarceConfig) -> SupervisedConfig:
@@ -101,7 +105,7 @@ class Supervised(Method):
         """The method around ``backbone`` (``from_config`` passes the initial one; a test pass a
         random one that a checkpoint's weights then overwrite)."""
         options = config.supervised
-        return cls(
+        method = cls(
             backbone,
             num_classes,
             options.head,
@@ -109,9 +113,12 @@ class Supervised(Method):
             mixup_alpha=options.mixup_alpha,
             warmup_epochs=options.warmup_last_stage_epochs,
         )
+        return method.with_aux_task(config)
 
     @classmethod
     def check_config(cls, config: ScarceConfig) -> None:
+        if config.aux.kind != "none" and not cls.supports_aux:
+            raise ValueError(f"method {cls.name} has no auxiliary task: aux.kind must be none (supervised, finetune)")
         options = cls.options_of(config)
         warmup = options.warmup_last_stage_epochs
         if not warmup:
@@ -155,9 +162,19 @@ class Supervised(Method):
         self.label_smoothing = label_smoothing
         self.mixer = batch_mixer(num_classes, mixup_alpha, cutmix_alpha)
         self.warmup_epochs = warmup_epochs
+        self.aux: nn.Module | None = None
+        self.aux_weight = 0.0
+
+    def with_aux_task(self, config: ScarceConfig) -> Supervised:
+        """Attach the ``aux`` section's auxiliary task (its own parameters train with the head)."""
+        options = config.aux
+        self.aux = build_aux_task(options.kind, int(self.encoder.embed_dim), options.pairs, options.hidden)
+        self.aux_weight = options.weight
+        return self
 
     def trainable_modules(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder, "head": self.head}
+        modules = {"encoder": self.encoder, "head": self.head}
+        return modules if self.aux is None else {**modules, "aux": self.aux}
 
     def evaluated_modules(self) -> tuple[nn.Module, nn.Module]:
         """``(encoder, head)`` that validation, testing and ``classifier.safetensors`` use."""
@@ -185,11 +202,21 @@ class Supervised(Method):
     def training_step(self, batch: Batch) -> StepOutput:
         if batch.labels is None or bool((batch.labels < 0).any()):
             raise ValueError("supervised training needs a label for every image")
-        images = normalize_batch(batch.views[0])
+        clean = images = normalize_batch(batch.views[0])
         targets: Tensor = batch.labels
         if self.mixer is not None:
             images, targets = self.mixer(images, batch.labels)
-        logits = head_logits(self.encoder, self.head, images)
+        tokens = head_tokens(self.encoder, images)
+        logits = self.head(tokens)
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(-1) == batch.labels).float().mean()
-        return StepOutput(loss=loss, metrics={"loss": loss.detach(), "train_top1": accuracy.detach()})
+        metrics = {"train_top1": accuracy.detach()}
+        if isinstance(self.aux, DenseRelativeLocalization):
+            grid = self.encoder.config.grid_size if isinstance(self.encoder, Encoder) else None
+            aux_loss = self.aux(tokens, grid)
+        elif isinstance(self.aux, RotationPrediction):
+            aux_loss = self.aux(lambda rotated: head_tokens(self.encoder, rotated), clean)
+        if self.aux is not None:
+            loss = loss + self.aux_weight * aux_loss
+            metrics["aux_loss"] = aux_loss.detach()
+        return StepOutput(loss=loss, metrics={"loss": loss.detach(), **metrics})

@@ -27,18 +27,19 @@ CLASSIFIER_FILE = "classifier.safetensors"
 _METADATA_KEY = "scarce_classifier"
 
 
-def head_logits(encoder: nn.Module, head: nn.Module, normalised: Tensor) -> Tensor:
-    """``encoder -> (non-affine token LayerNorm for token encoders) -> head``.
-
-    ``normalised`` float ``[B, 3, S, S]`` (ImageNet-normalised) -> logits ``[B, C]``. A ResNet
-    backbone returns its feature map as tokens and is not normalised (its head pools, as in S3L).
-    """
+def head_tokens(encoder: nn.Module, normalised: Tensor) -> Tensor:
+    """What a head sees: ``encoder -> non-affine token LayerNorm`` for token encoders, the feature
+    map as tokens for a ResNet (not normalised: its head pools, as in S3L). ``[B, 3, S, S] -> [B, N, D]``."""
     from scarce.models.resnet import ResNetBackbone
 
     tokens = encoder(normalised)
-    if not isinstance(encoder, ResNetBackbone):
-        tokens = token_layer_norm(tokens)
-    return head(tokens)
+    return tokens if isinstance(encoder, ResNetBackbone) else token_layer_norm(tokens)
+
+
+def head_logits(encoder: nn.Module, head: nn.Module, normalised: Tensor) -> Tensor:
+    """``head(head_tokens(encoder, normalised))``: ``normalised`` float ``[B, 3, S, S]``
+    (ImageNet-normalised) -> logits ``[B, C]``."""
+    return head(head_tokens(encoder, normalised))
 
 
 class Classifier(nn.Module):
