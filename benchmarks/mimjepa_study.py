@@ -244,11 +244,13 @@ def report() -> None:
         "validation split (val, 150 images) and on Imagenette's official val split (dev, 500 images).",
         "",
         "Speed: seconds per epoch in the idle calibration (comparable across arms); pretraining minutes as",
-        "measured in the run itself (another process on the machine would inflate them).",
+        "measured in the run itself. Other work on the machine inflates them: `load` is measured over",
+        "expected minutes (epochs x idle s/epoch); 1.0 = an idle machine. The scores do not depend on it",
+        "(fixed epochs, deterministic runs).",
         "",
         "| arm | min | seed | epochs | s/epoch (idle) | rank 1st → last | linear val / dev | kNN val / dev "
-        "| attentive val / dev | pretrain min (measured) | what |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        "| attentive val / dev | pretrain min (measured) | load | what |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         rank = row.get("effective_rank")
@@ -256,6 +258,8 @@ def report() -> None:
         calibrated = calibration["arms"].get(row["arm"], {}).get("seconds_per_epoch")
         speed = f"{calibrated:.1f}" if calibrated and row["epochs"] else "–"
         wall = f"{row['pretrain_epoch_seconds'] / 60:.1f}" if "pretrain_epoch_seconds" in row else "0"
+        expected = calibrated * row["epochs"] if calibrated and row["epochs"] else None
+        load = f"{row['pretrain_epoch_seconds'] / expected:.2f}" if expected else "–"
         cells = [
             row["arm"],
             str(row["minutes"]) if row["epochs"] else "0",
@@ -267,6 +271,7 @@ def report() -> None:
             f"{_cell(row, 'knn', 'val_top1')} / {_cell(row, 'knn', 'dev_top1')}",
             f"{_cell(row, 'attentive', 'val_top1')} / {_cell(row, 'attentive', 'dev_top1')}",
             wall,
+            load,
             row["note"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
