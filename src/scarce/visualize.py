@@ -69,6 +69,7 @@ def visualize(
     *,
     num_images: int = 16,
     block: int = -1,
+    token: int | None = None,
     seed: int = 0,
     download: bool = False,
     log: Callable[[str], None] = print,
@@ -132,12 +133,13 @@ def visualize(
                 f"Attention each token receives in block {block}, averaged over the queries, per head.",
             )
             grid_h, grid_w = encoder.config.grid_size
-            centre = (grid_h // 2) * grid_w + grid_w // 2
-            from_centre = attention_from(encoder, normalised, centre, block).numpy()
+            query = (grid_h // 2) * grid_w + grid_w // 2 if token is None else token
+            where = "the centre token" if token is None else f"token {token}"
+            from_query = attention_from(encoder, normalised, query, block).numpy()
             save(
-                "attention_from_centre",
-                figures.heatmap_figure(images[:4], from_centre, f"attention from the centre token, block {block}"),
-                f"Attention the centre token (index {centre}) pays to every token in block {block}, per head.",
+                "attention_from_centre" if token is None else f"attention_from_token_{token}",
+                figures.heatmap_figure(images[:4], from_query, f"attention from {where}, block {block}"),
+                f"Attention {where} (row-major index {query}) pays to every token in block {block}, per head.",
             )
 
     if run_config is not None:

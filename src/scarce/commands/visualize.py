@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory for the PNG files")
     parser.add_argument("--images", type=int, default=16, help="images in the PCA maps (default 16)")
     parser.add_argument("--block", type=int, default=-1, help="block of the attention maps (default: the last)")
+    parser.add_argument(
+        "--token", type=int, help="query token of the attention-from map (row-major; default: the centre)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="which images are shown")
 
 
