@@ -59,9 +59,9 @@ class _References(html.parser.HTMLParser):
 def test_visualize_writes_every_picture(short_run: tuple[Path, Path], tmp_path: Path) -> None:
     run, _ = short_run
     out = tmp_path / "pictures"
-    assert main(["visualize", str(run), "--data", DATA, "--out", str(out), "--images", "8"]) == 0
+    assert main(["visualize", str(run), "--data", DATA, "--out", str(out), "--images", "8", "--token", "5"]) == 0
     names = {path.stem for path in out.glob("*.png")}
-    expected = {"pca_context", "pca_target", "attention_received", "attention_from_centre", "views", "masks"}
+    expected = {"pca_context", "pca_target", "attention_received", "attention_from_token_5", "views", "masks"}
     assert expected | {"neighbours", "embedding"} == names
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in out.glob("*.png"))
 
