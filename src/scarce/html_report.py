@@ -24,7 +24,7 @@ from scarce.engine.checkpoint import atomic_write
 from scarce.errors import CheckpointError
 from scarce.eval.report import COLUMNS
 from scarce.viz import figures
-from scarce.viz.curves import collapsed_epochs, curves_figure, read_jsonl
+from scarce.viz.curves import collapsed_epochs, curve_keys, curves_figure, read_jsonl
 
 SECTIONS = ("runs", "curves", "pictures", "evaluations", "notes")
 """The ``id`` of every section of the page, in order (each is always present)."""
@@ -153,12 +153,21 @@ def _evaluation_part(results_path: Path, title: str, page: Page) -> None:
         f"Confusion matrix on the test split of {label} (rows: true class).",
         f"confusion matrix {title}",
     )
+    if "per_class_accuracy" not in test:
+        page.note(f"{title}: no per-class accuracy recorded, its picture is left out")
+        return
     page.image(
         "evaluations",
         figures.save_png(figures.per_class_figure(test["per_class_accuracy"], names, f"per-class accuracy, {label}")),
         f"Per-class test accuracy of {label}.",
         f"per-class accuracy {title}",
     )
+
+
+def run_labels(run_dirs: list[Path]) -> dict[Path, str]:
+    """A distinct label per run for the curves: its folder name, or its path where names repeat."""
+    names = [run.name for run in run_dirs]
+    return {run: run.name if names.count(run.name) == 1 else str(run) for run in run_dirs}
 
 
 def html_report(
@@ -181,11 +190,19 @@ def html_report(
     for run in run_dirs:
         if not run.is_dir():
             raise CheckpointError(f"run directory not found: {run}")
+    result_files = [(Path(directory) / "results.json", str(directory)) for directory in evaluations or []]
+    for path, _ in result_files:  # every input is checked before anything is drawn
+        if not path.exists():
+            raise CheckpointError(f"evaluation directory {path.parent} has no results.json")
+    result_files += [(run / "results.json", f"{run.name} (its own results)") for run in run_dirs]
+    labels = run_labels(run_dirs)
     page = Page()
-    epochs = {run.name: read_jsonl(run / "epochs.jsonl") for run in run_dirs}
+    epochs = {labels[run]: read_jsonl(run / "epochs.jsonl") for run in run_dirs}
     for run in run_dirs:
         _run_part(run, page)
-    steps = {run.name: read_jsonl(run / "metrics.jsonl") for run in run_dirs if (run / "metrics.jsonl").exists()}
+    steps = {labels[run]: read_jsonl(run / "metrics.jsonl") for run in run_dirs if (run / "metrics.jsonl").exists()}
+    if not curve_keys(epochs):
+        raise CheckpointError(f"{run_dirs[0]}/epochs.jsonl holds no numeric record to draw")
     page.image(
         "curves",
         figures.save_png(curves_figure(epochs, steps)),
@@ -204,13 +221,9 @@ def html_report(
                 page.image("pictures", path.read_bytes(), pictures.captions[name], name)
             for note in pictures.notes:
                 page.note(note)
-    result_files = [(Path(directory) / "results.json", str(directory)) for directory in evaluations or []]
-    result_files += [(run / "results.json", f"{run.name} (its own results)") for run in run_dirs]
     for path, title in result_files:
         if path.exists():
             _evaluation_part(path, title, page)
-        elif not title.endswith("(its own results)"):
-            raise CheckpointError(f"evaluation directory {path.parent} has no results.json")
     if not page.parts["evaluations"]:
         page.note("no evaluation results: run scarce evaluate RUN --out DIR and pass --eval DIR")
     document = _document(page, [run.name for run in run_dirs])

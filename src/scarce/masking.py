@@ -291,15 +291,23 @@ def make_mask_generator(
     return builders[kind](tuple(grid_size), mask_ratio, **kwargs)
 
 
-def equalize_keep_counts(keep_mask: Tensor) -> Tensor:
-    """``[B, N] -> [B, N]``: each sample keeps only its first ``min_b K_b`` visible tokens in
-    raster order (I-JEPA's collator truncates the same way), so that every sample keeps the same
-    number and the visible tokens stack into ``[B, K, D]``. Equal counts are returned unchanged."""
+def equalize_keep_counts(keep_mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``[B, N] -> [B, N]``: each sample keeps a uniformly random subset of ``min_b K_b`` of its
+    visible tokens, so that every sample keeps the same number and the visible tokens stack into
+    ``[B, K, D]``. Equal counts are returned unchanged.
+
+    A random subset, not the first tokens in raster order: with per-sample block sizes (multiblock)
+    the counts of a batch differ widely, and raster truncation would almost never show the context
+    encoder the bottom rows. Draws from ``generator`` (default: torch's global RNG, which a resumed
+    run restores)."""
     counts = keep_mask.sum(dim=1)
     smallest = int(counts.min())
     if bool((counts == smallest).all()):
         return keep_mask
-    return keep_mask & (keep_mask.long().cumsum(dim=1) <= smallest)
+    scores = torch.rand(keep_mask.shape, generator=generator, device="cpu").to(keep_mask.device)
+    scores = scores.masked_fill(~keep_mask, 2.0)  # hidden tokens rank last
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    return keep_mask & (ranks < smallest)
 
 
 def count_components(keep: np.ndarray) -> int:

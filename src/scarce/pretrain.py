@@ -205,9 +205,9 @@ def build_trainer(
     method = build_method(config, data.train.num_classes, train_size=len(images), log=log)
     if dist_info is not None and dist_info.enabled and method_class.changes_trainable_parameters(config):
         raise ConfigError(f"{config.method}: a warm-up that freezes layers runs on one process (not under torchrun)")
-    dataset = method.train_dataset(config, data) or AugmentedViews(
-        images, build_transform(config), method.mask_generator(config), config.run.seed
-    )
+    dataset = method.train_dataset(config, data)
+    if dataset is None:
+        dataset = AugmentedViews(images, build_transform(config), method.mask_generator(config), config.run.seed)
     val = data.splits.val
     val_labelled = val is not None and val.is_labelled
     probe_ready = data.train.is_labelled and val_labelled and config.run.online_probe and method_class.pretraining

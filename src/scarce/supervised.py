@@ -95,9 +95,11 @@ def test_classifier(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
 
     named = {"train": data.train, "test": test, **({"val": val} if val is not None else {})}
     init = options.init
-    what = f"{config.method} of {init}" if init else f"{config.method} from random init"
+    teacher = getattr(options, "teacher", None)  # distillation: the student starts from random init
+    what = f"{config.method} of {init or teacher}" if init or teacher else f"{config.method} from random init"
+    started_from = f"fine-tuned from {init}" if init else "none (random init)"
     protocol = {
-        "pretraining": f"fine-tuned from {init}" if init else "none (random init)",
+        "pretraining": f"distilled from {teacher} (the student from random init)" if teacher else started_from,
         "selection": selection,
         "test": "evaluated once, by the selected epoch",
         "splits": data.splits.info,

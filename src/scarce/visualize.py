@@ -21,7 +21,7 @@ from torch import Tensor
 from scarce.config import ScarceConfig
 from scarce.data.datasets import ImageSet, load_data
 from scarce.data.transforms import normalize_batch
-from scarce.errors import DataError
+from scarce.errors import ConfigError, DataError
 from scarce.eval.encoders import LoadedEncoder, load_encoder
 from scarce.eval.features import FrozenEncoder, eval_view, extract
 from scarce.evaluate import run_config_of
@@ -125,12 +125,18 @@ def visualize(
             f"{len(images)} images) as RGB; background (first component below its mean) removed.",
         )
         if which == "context":
+            num_tokens = encoder.config.grid_size[0] * encoder.config.grid_size[1]
+            if token is not None and not 0 <= token < num_tokens:
+                raise ConfigError(f"--token must be a token index in [0, {num_tokens}), got {token}")
+            if not -encoder.depth <= block < encoder.depth:
+                raise ConfigError(f"--block must be in [{-encoder.depth}, {encoder.depth}), got {block}")
             normalised = normalize_batch(images[:4])
+            block_name = f"{block % encoder.depth + 1} of {encoder.depth}"
             received = attention_received(encoder, normalised, block).numpy()
             save(
                 "attention_received",
-                figures.heatmap_figure(images[:4], received, f"attention received, block {block}, per head"),
-                f"Attention each token receives in block {block}, averaged over the queries, per head.",
+                figures.heatmap_figure(images[:4], received, f"attention received, block {block_name}, per head"),
+                f"Attention each token receives in block {block_name}, averaged over the queries, per head.",
             )
             grid_h, grid_w = encoder.config.grid_size
             query = (grid_h // 2) * grid_w + grid_w // 2 if token is None else token
@@ -138,8 +144,8 @@ def visualize(
             from_query = attention_from(encoder, normalised, query, block).numpy()
             save(
                 "attention_from_centre" if token is None else f"attention_from_token_{token}",
-                figures.heatmap_figure(images[:4], from_query, f"attention from {where}, block {block}"),
-                f"Attention {where} (row-major index {query}) pays to every token in block {block}, per head.",
+                figures.heatmap_figure(images[:4], from_query, f"attention from {where}, block {block_name}"),
+                f"Attention {where} (row-major index {query}) pays to every token in block {block_name}, per head.",
             )
 
     if run_config is not None:
@@ -203,9 +209,12 @@ def _method_pictures(
         figures.picture_rows_figure(columns, f"training views of {config.method}"),
         f"The views {config.method} trains on, made by the run's own transform.",
     )
-    method = build_method(config, log=lambda _: None)
-    generator = method.mask_generator(config)
+    from scarce.methods import METHODS
+
     encoder = loaded.encoder
+    # a classifier run's method would load its init / teacher run again: only pretraining methods mask tokens
+    pretraining = METHODS.get(config.method).pretraining
+    generator = build_method(config, log=lambda _: None).mask_generator(config) if pretraining else None
     if generator is None or not isinstance(encoder, Encoder):
         pictures.notes.append(f"method {config.method} has no token masks: the mask picture is left out")
         return

@@ -9,10 +9,11 @@ import torch
 
 from scarce.data.image_set import ImageSet
 from scarce.data.semisup import LabelledUnlabelledViews, WeakStrongTransform
-from scarce.data.transforms import SingleViewTransform
+from scarce.data.transforms import SingleViewTransform, normalize_batch
 from scarce.methods.base import Batch
 from scarce.methods.semisup import SemiSupervised, confidence_mask, pseudo_label_loss, pseudo_mixup
 from scarce.models import create_encoder
+from scarce.models.classifier import head_logits
 
 
 def test_confidence_mask_keeps_exactly_the_pseudo_labels_at_or_above_the_threshold() -> None:
@@ -78,6 +79,27 @@ def test_labelled_unlabelled_views_layout_and_epoch_coverage() -> None:
         LabelledUnlabelledViews(_image_set(3, True), _image_set(0, False), transform, mu=3, seed=1)
 
 
+def test_the_teacher_is_the_ema_and_labels_the_weak_views() -> None:
+    torch.manual_seed(0)
+    method = SemiSupervised(create_encoder("scott-tiny"), 4, "simple", mu=2, threshold=0.5, weight_ema=True).train()
+    with torch.no_grad():  # the EMA teacher differs from the student
+        for parameter in method.ema_head.parameters():  # type: ignore[union-attr]
+            parameter.add_(0.5)
+    images = normalize_batch(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
+    with torch.no_grad():
+        ema = head_logits(method.ema_encoder, method.ema_head, images)  # type: ignore[arg-type]
+        student = head_logits(method.encoder, method.head, images)
+    torch.testing.assert_close(method.teacher_logits(images), ema)
+    assert not torch.allclose(ema, student)
+    seen: list[torch.Tensor] = []
+    original = method.teacher_logits
+    method.teacher_logits = lambda weak: seen.append(weak) or original(weak)  # type: ignore[method-assign,func-returns-value]
+    views = [torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8) for _ in range(1 + 2 * 2)]
+    method.training_step(Batch(views=views, labels=torch.tensor([0, 1, 2])))
+    # the teacher sees the weak views (1 and 3 of each item), view-major
+    torch.testing.assert_close(seen[0], normalize_batch(torch.cat([views[1], views[3]])))
+
+
 def test_training_step_uses_the_teacher_and_aligns_hidden_labels() -> None:
     torch.manual_seed(0)
     encoder = create_encoder("scott-tiny")
@@ -94,7 +116,6 @@ def test_training_step_uses_the_teacher_and_aligns_hidden_labels() -> None:
     assert output.metrics["pseudo_label_accuracy"].item() == 1.0
     assert output.metrics["confident_share"].item() == 1.0
     assert method.encoder.tokenizer.conv1.weight.grad is not None
-    assert all(parameter.grad is None for parameter in method.ema_encoder.parameters())  # type: ignore[union-attr]
     shuffled = Batch(views=views, labels=torch.tensor([0, 1, 2]), extras={"hidden_label": hidden.flip(1)})
     assert method.training_step(shuffled).metrics["pseudo_label_accuracy"].item() < 1.0
     with pytest.raises(ValueError, match="1 \\+ 2 x 2 views"):

@@ -81,9 +81,15 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
     ]
 
 
+SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction")
+"""``data`` keys that decide the splits: a run that continues another (semisup, distill) takes them
+over, so that its test split holds none of the other run's training images."""
+
+
 def inherited_budget(run: str, args: argparse.Namespace) -> list[str]:
-    """``data.*`` overrides that give a run the label budget of ``run`` (the same labelled images: a
-    semi-supervised or distilled run of a fine-tuned one), for the budget options not given here."""
+    """``data.*`` overrides that give a run the splits and the label budget of ``run`` (the same
+    labelled images: a semi-supervised or distilled run of a fine-tuned one), for the budget
+    options not given here (``--set`` still overrides any of them)."""
     from scarce.engine.run_dir import RunDirectory
 
     path = Path(run)
@@ -93,8 +99,9 @@ def inherited_budget(run: str, args: argparse.Namespace) -> list[str]:
     given = {name for name in BUDGET_OPTIONS if getattr(args, name, None) is not None}
     if given & {"labels_per_class", "label_fraction"}:  # one amount replaces the other
         given |= {"labels_per_class", "label_fraction"}
-    return [
+    budget = [
         f"{key}={json.dumps(data[key.split('.')[1]])}"
         for name, key in BUDGET_OPTIONS.items()
         if name not in given and data.get(key.split(".")[1]) is not None
     ]
+    return [*(f"data.{key}={json.dumps(data[key])}" for key in SPLIT_KEYS if key in data), *budget]

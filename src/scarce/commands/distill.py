@@ -50,19 +50,19 @@ def student_overrides(student: str, teacher: str) -> list[str]:
 def distillation_record(run: Path, teacher: str) -> dict[str, Any]:
     """Student vs teacher: test top-1, parameters and forward FLOPs per image, and their agreement
     (same predicted class) on the test split; written to ``RUN/distillation.json``."""
-    import torch
-
     from scarce.config import load_config
-    from scarce.data.datasets import load_data
+    from scarce.errors import DataError
     from scarce.eval.features import eval_view, extract
     from scarce.flops import forward_flops_per_image
     from scarce.models.classifier import load_classifier
+    from scarce.pretrain import prepare_data
 
     config = load_config(str(run / "config.yaml"))
     student, mentor = load_classifier(run), load_classifier(teacher)
-    data = load_data(config.data.spec or "", seed=config.data.split_seed, val_fraction=config.data.val_fraction)
-    assert data.test is not None and data.test.labels is not None
-    images = eval_view(data.test, student.img_size)
+    test = prepare_data(config).splits.test  # the split results.json scored: same spec, seeds and fractions
+    if test is None or test.labels is None:
+        raise DataError("the distillation record needs a labelled test split")
+    images = eval_view(test, student.img_size)
     predictions = {
         name: extract(lambda batch, model=model: model.model.logits(batch), images).argmax(-1)
         for name, model in (("student", student), ("teacher", mentor))
@@ -74,18 +74,17 @@ def distillation_record(run: Path, teacher: str) -> dict[str, Any]:
             "source": str(model.path),
             "parameters": sum(p.numel() for p in model.model.parameters()),
             "forward_flops_per_image": forward_flops_per_image(encoder, model.img_size),
-            "test_top1": float((predictions[name] == data.test.labels).float().mean()),  # type: ignore[union-attr]
+            "test_top1": float((predictions[name] == test.labels).float().mean()),
         }
 
     record = {
         "student": describe(student, "student"),
         "teacher": describe(mentor, "teacher"),
         "test_agreement": float((predictions["student"] == predictions["teacher"]).float().mean()),
-        "test_images": len(data.test),
+        "test_images": len(test),
     }
     record["flops_ratio"] = record["student"]["forward_flops_per_image"] / record["teacher"]["forward_flops_per_image"]
     (run / REPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    del torch
     return record
 
 

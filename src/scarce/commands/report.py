@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scarce.errors import ConfigError
     from scarce.html_report import html_report
 
+    if args.images < 2:
+        raise ConfigError(f"--images must be at least 2 (a PCA needs several images), got {args.images}")
     html_report(args.runs, args.out, evaluations=args.eval, data_spec=args.data, num_images=args.images)
     return 0
 

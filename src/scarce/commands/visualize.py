@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         num_images=args.images,
         block=args.block,
+        token=args.token,
         seed=args.seed,
         download=args.download,
     )

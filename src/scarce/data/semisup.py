@@ -8,9 +8,10 @@ as a weak and a strong view (FixMatch, Sohn et al. 2020; Semi-ViT, Cai et al. 20
   generator: a sample's views depend on ``(seed, epoch, index)`` alone, as every other view here.
 - :class:`LabelledUnlabelledViews`: item ``k`` of an epoch holds the ``k``-th labelled image (a
   seeded permutation per pass over the labelled set, repeated as often as needed) and the
-  ``k``-th block of ``mu`` unlabelled images of a seeded permutation per epoch, so that every
-  unlabelled image is seen once per epoch. A batch of ``B`` items is ``B`` labelled and ``mu · B``
-  unlabelled images.
+  ``k``-th block of ``mu`` unlabelled images of a seeded permutation per epoch, so that the items
+  of an epoch cover every unlabelled image once (the last block wraps to the start; with
+  ``run.drop_last`` the last incomplete batch of items is skipped, as for every method). A batch of
+  ``B`` items is ``B`` labelled and ``mu · B`` unlabelled images.
 """
 
 from __future__ import annotations

@@ -63,6 +63,16 @@ class Distill(Supervised):
         return config.distill
 
     @classmethod
+    def check_config(cls, config: ScarceConfig) -> None:
+        super().check_config(config)
+        options = config.distill
+        if options.init is not None or options.mixup_alpha or options.warmup_last_stage_epochs:
+            raise ValueError(
+                "distill: the student starts from random init without mixup or a warm-up "
+                "(distill.init, mixup_alpha and warmup_last_stage_epochs must stay unset)"
+            )
+
+    @classmethod
     def from_config(cls, config: ScarceConfig, context: BuildContext) -> Distill:
         return cls.build(config, context.num_classes, build_backbone(config.network_config()))
 
@@ -83,12 +93,6 @@ class Distill(Supervised):
         )
         method.classes = classes
         return method
-
-    @classmethod
-    def check_config(cls, config: ScarceConfig) -> None:
-        super().check_config(config)
-        if config.distill.teacher is None:
-            raise ValueError("distill.teacher must name a classifier run (scarce finetune / semisup / supervised)")
 
     def __init__(
         self,

@@ -69,14 +69,14 @@ class FineTune(Supervised):
     @classmethod
     def check_config(cls, config: ScarceConfig) -> None:
         super().check_config(config)
-        options = config.finetune
+        options = cls.options_of(config)
         if options.head_only_epochs >= config.schedule.epochs:
             raise ValueError(
-                f"finetune.head_only_epochs {options.head_only_epochs} must be fewer than schedule.epochs "
+                f"{cls.name}.head_only_epochs {options.head_only_epochs} must be fewer than schedule.epochs "
                 f"{config.schedule.epochs} (then every layer trains)"
             )
         if options.head_only_epochs and options.warmup_last_stage_epochs:
-            raise ValueError("finetune: choose head_only_epochs (LP-FT) or warmup_last_stage_epochs (S3L), not both")
+            raise ValueError(f"{cls.name}: choose head_only_epochs (LP-FT) or warmup_last_stage_epochs (S3L), not both")
 
     @classmethod
     def changes_trainable_parameters(cls, config: ScarceConfig) -> bool:

@@ -86,6 +86,15 @@ class SemiSupervised(FineTune):
         return config.semisup
 
     @classmethod
+    def check_config(cls, config: ScarceConfig) -> None:
+        super().check_config(config)
+        options = config.semisup
+        if options.head_only_epochs or options.warmup_last_stage_epochs:
+            raise ValueError(
+                "semisup starts from a trained classifier: head_only_epochs and warmup_last_stage_epochs must be 0"
+            )
+
+    @classmethod
     def from_config(cls, config: ScarceConfig, context: BuildContext) -> SemiSupervised:
         """The student (and teacher) start from the classifier run ``semisup.init``: encoder and head."""
         from scarce.models.classifier import load_classifier
@@ -123,12 +132,6 @@ class SemiSupervised(FineTune):
             mu=options.mu,
             pseudo_mixup=options.pseudo_mixup,
         )
-
-    @classmethod
-    def check_config(cls, config: ScarceConfig) -> None:
-        super().check_config(config)
-        if config.semisup.init is None:
-            raise ValueError("semisup.init must name a classifier run (scarce finetune or scarce supervised)")
 
     def __init__(
         self,

@@ -27,7 +27,6 @@ from scarce.methods.aux_tasks import DenseRelativeLocalization, RotationPredicti
 from scarce.methods.base import Batch, BuildContext, Method, StepOutput, register_method
 from scarce.models.backbone import BACKBONES, build_backbone
 from scarce.models.classifier import head_logits, head_tokens
-from scarce.models.encoder import Encoder
 from scarce.models.probes import HeadKind, build_probe
 from scarce.models.resnet import ResNetBackbone, ResNetConfig
 
@@ -211,12 +210,12 @@ class Supervised(Method):
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(-1) == batch.labels).float().mean()
         metrics = {"train_top1": accuracy.detach()}
+        aux_loss: Tensor | None = None
         if isinstance(self.aux, DenseRelativeLocalization):
-            grid = self.encoder.config.grid_size if isinstance(self.encoder, Encoder) else None
-            aux_loss = self.aux(tokens, grid)
+            aux_loss = self.aux(tokens)  # square crops: the grid of the tokens at this crop size
         elif isinstance(self.aux, RotationPrediction):
             aux_loss = self.aux(lambda rotated: head_tokens(self.encoder, rotated), clean)
-        if self.aux is not None:
+        if aux_loss is not None:
             loss = loss + self.aux_weight * aux_loss
             metrics["aux_loss"] = aux_loss.detach()
         return StepOutput(loss=loss, metrics={"loss": loss.detach(), **metrics})

@@ -134,11 +134,12 @@ class Encoder(nn.Module):
         return feature_map.flatten(2).transpose(1, 2), grid
 
     def forward(self, images: Tensor, keep_mask: Tensor | None = None, visible_only: bool = False) -> Tensor:
-        """``images [B, C, H, W]``, ``keep_mask [B, N]`` bool (True = visible) -> ``[B, N, D]``.
+        """``images [B, C, H, W]``, ``keep_mask [B, N]`` bool (True = visible) -> ``[B, N, D]``, or
+        ``[B, K, D]`` with ``visible_only``.
 
-        ``visible_only=True`` (I-JEPA / MAE): the transformer sees only the ``K`` visible tokens
-        (the same count in every sample) and returns ``[B, K, D]`` in raster order; masked tokens
-        cost no transformer work. Without a mask, or with nothing masked, it equals the default.
+        ``visible_only=True`` (I-JEPA / MAE) needs a ``keep_mask``: the transformer sees only the
+        ``K`` visible tokens (the same count in every sample) and returns them in raster order;
+        masked tokens cost no transformer work. With nothing masked it equals the default.
         """
         tokens, grid = self.tokenize(images, keep_mask)
         return self.transformer(tokens, keep_mask, grid, drop_masked=visible_only)
