@@ -66,12 +66,19 @@ def test_visualize_writes_every_picture(short_run: tuple[Path, Path], tmp_path: 
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in out.glob("*.png"))
 
 
-@needs_data
-def test_report_is_one_self_contained_page(short_run: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def report_page(short_run: tuple[Path, Path]) -> Path:
+    """The report of the short run with its evaluation and pictures (made once for the module)."""
     run, evaluation = short_run
-    page = tmp_path / "report.html"
+    page = run.parent / "report.html"
     code = main(["report", str(run), "--eval", str(evaluation), "--data", DATA, "--images", "8", "--out", str(page)])
     assert code == 0
+    return page
+
+
+@needs_data
+def test_report_is_one_self_contained_page(report_page: Path) -> None:
+    page = report_page
     parser = _References()
     parser.feed(page.read_text())
     assert parser.sections == list(SECTIONS)
@@ -131,7 +138,7 @@ def _chromium() -> tuple[str, str] | None:
 
 
 @needs_data
-def test_report_loads_in_headless_chromium(short_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_loads_in_headless_chromium(report_page: Path) -> None:
     """file:// URL, no console error, every image decoded with a non-zero natural size, every section."""
     found = _chromium()
     if found is None:
@@ -140,11 +147,7 @@ def test_report_loads_in_headless_chromium(short_run: tuple[Path, Path], tmp_pat
             pytest.fail(f"{message}; CI=true requires them", pytrace=False)
         pytest.skip(message)
     webdriver = pytest.importorskip("selenium.webdriver")
-    run, evaluation = short_run
-    page = tmp_path / "report.html"
-    assert (
-        main(["report", str(run), "--eval", str(evaluation), "--data", DATA, "--images", "8", "--out", str(page)]) == 0
-    )
+    page = report_page
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
