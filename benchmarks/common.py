@@ -4,8 +4,10 @@ never import from ``tests``): the shared dataset paths, timing, the matmul refer
 from __future__ import annotations
 
 import json
+import resource
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +53,23 @@ def matmul_gflops(
 
     seconds = median_seconds(product, repeats, warmup=2)
     return 2 * size**3 / seconds / 1e9
+
+
+def run_timed(command: list[str], log: Path | None = None) -> tuple[float, float]:
+    """Run ``command`` (its output appended to ``log``, else to this process's); return its
+    ``(wall seconds, CPU seconds)``, CPU being user + system time of the finished child processes."""
+
+    def child_cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    wall, cpu = time.perf_counter(), child_cpu_seconds()
+    if log is None:
+        subprocess.run(command, check=True)
+    else:
+        with log.open("a") as stream:
+            subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+    return time.perf_counter() - wall, child_cpu_seconds() - cpu
 
 
 def run_header() -> dict[str, Any]:

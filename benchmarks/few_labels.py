@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGENETTE, run_header, write_results
+from benchmarks.common import IMAGENETTE, run_header, run_timed, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
 ENCODER = RUNS / "main-job"
@@ -100,16 +98,9 @@ def run_arm(arm: Arm) -> None:
         print(f"{arm.name}: done")
         return
     subprocess.run(["rm", "-rf", str(arm.run_dir)], check=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     print(" ".join(arm.command()), flush=True)
-    subprocess.run(arm.command(), check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timing = {
-        "wall_seconds": time.perf_counter() - started,
-        "cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "load_average_end": os.getloadavg(),
-    }
+    wall, cpu = run_timed(arm.command())
+    timing = {"wall_seconds": wall, "cpu_seconds": cpu, "load_average_end": os.getloadavg()}
     (arm.run_dir / "benchmark_timing.json").write_text(json.dumps(timing, indent=2))
 
 

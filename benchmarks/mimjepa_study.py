@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import time
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGENETTE, RESULTS_DIR, matmul_gflops, run_header, write_results
+from benchmarks.common import IMAGENETTE, RESULTS_DIR, matmul_gflops, run_header, run_timed, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "mimjepa-study"
 DATA = f"npz:{IMAGENETTE}"
@@ -81,19 +80,6 @@ def run_dir(arm: str, minutes: int, seed: int) -> Path:
     return RUNS / f"{arm}-{minutes}m-s{seed}"
 
 
-def child_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(command: list[str], log: Path) -> tuple[float, float]:
-    """Run ``command`` (output to ``log``); ``(wall seconds, CPU seconds)``."""
-    wall, cpu = time.perf_counter(), child_cpu_seconds()
-    with log.open("a") as stream:
-        subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
-    return time.perf_counter() - wall, child_cpu_seconds() - cpu
-
-
 def pretrain_command(arm: Arm, epochs: int, seed: int, out: Path, resume: bool) -> list[str]:
     command = ["scarce", "pretrain", "-c", PRESET, "--data", DATA, "-o", str(out), "--epochs", str(epochs)]
     command += ["--seed", str(seed), "--no-progress", "--set", f"schedule.warmup_epochs={round(WARMUP_SHARE * epochs)}"]
@@ -122,7 +108,7 @@ def calibrate(arms: list[str]) -> None:
         subprocess.run(["rm", "-rf", str(out)], check=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         command = pretrain_command(ARMS[name], 2, 0, out, resume=False)
-        timed(command, RUNS / "calibration.log")
+        run_timed(command, RUNS / "calibration.log")
         epochs = read_epochs(out)
         records[name] = {"seconds_per_epoch": epochs[-1]["seconds"], "command": " ".join(command)}
         print(f"{name}: {epochs[-1]['seconds']:.1f} s per epoch", flush=True)
@@ -173,7 +159,7 @@ def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
     evaluated = (out / "eval" / "results.json").exists()  # a run cut off after its evaluation
     if name == RANDOM_INIT:
         command = evaluate_command(None, out / "eval", seed)
-        wall, cpu = timed(command, log) if not evaluated else (0.0, 0.0)
+        wall, cpu = run_timed(command, log) if not evaluated else (0.0, 0.0)
         row |= {"note": "random-init floor (no pretraining)", "evaluate_command": " ".join(command), "epochs": 0}
         row |= {"evaluate_wall_seconds": wall, "evaluate_cpu_seconds": cpu}
     else:
@@ -184,10 +170,10 @@ def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
         command = pretrain_command(arm, epochs, seed, out, resume=False)
         wall = cpu = 0.0
         if done < epochs:
-            wall, cpu = timed(pretrain_command(arm, epochs, seed, out, resume=resume), log)
+            wall, cpu = run_timed(pretrain_command(arm, epochs, seed, out, resume=resume), log)
         records = read_epochs(out)
         eval_command = evaluate_command(out, out / "eval", seed)
-        eval_wall, eval_cpu = timed(eval_command, log) if not evaluated else (0.0, 0.0)
+        eval_wall, eval_cpu = run_timed(eval_command, log) if not evaluated else (0.0, 0.0)
         ranks = [record["effective_rank"] for record in records]
         row |= {
             "note": arm.note,

@@ -23,14 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGENETTE, run_header, write_results
+from benchmarks.common import IMAGENETTE, run_header, run_timed, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
 FEW_LABELS = RUNS / "few-labels"
@@ -83,16 +80,12 @@ def run_arm(arm: Arm) -> None:
     resume = (arm.run_dir / "checkpoints" / "last.pt").exists()
     # --resume reads the run's own config; the command's positional arguments are still required
     command = [*full_command(arm), "--resume"] if resume else full_command(arm)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
     print(" ".join(command), flush=True)
-    subprocess.run(command, check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, cpu = run_timed(command)
     timing_path = arm.run_dir / "benchmark_timing.json"
     previous = json.loads(timing_path.read_text()) if timing_path.exists() else {}
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     timing = {
-        "wall_seconds": previous.get("wall_seconds", 0.0) + time.perf_counter() - started,
+        "wall_seconds": previous.get("wall_seconds", 0.0) + wall,
         "cpu_seconds": previous.get("cpu_seconds", 0.0) + cpu,
         "load_average_end": os.getloadavg(),
     }

@@ -94,12 +94,10 @@ def test_classifier(config: ScarceConfig, run_dir: str | Path, log: Callable[[st
         return classification_report(extract(logits, eval_view(split, size), batch), split.labels, num_classes)
 
     named = {"train": data.train, "test": test, **({"val": val} if val is not None else {})}
-    init = options.init
-    teacher = getattr(options, "teacher", None)  # distillation: the student starts from random init
-    what = f"{config.method} of {init or teacher}" if init or teacher else f"{config.method} from random init"
-    started_from = f"fine-tuned from {init}" if init else "none (random init)"
+    source, started_from = method_class.origin(config)  # type: ignore[attr-defined]
+    what = f"{config.method} of {source}" if source else f"{config.method} from random init"
     protocol = {
-        "pretraining": f"distilled from {teacher} (the student from random init)" if teacher else started_from,
+        "pretraining": started_from,
         "selection": selection,
         "test": "evaluated once, by the selected epoch",
         "splits": data.splits.info,

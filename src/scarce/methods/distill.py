@@ -73,6 +73,11 @@ class Distill(Supervised):
             )
 
     @classmethod
+    def origin(cls, config: ScarceConfig) -> tuple[str | None, str]:
+        teacher = config.distill.teacher
+        return teacher, f"distilled from {teacher} (the student from random init)"
+
+    @classmethod
     def from_config(cls, config: ScarceConfig, context: BuildContext) -> Distill:
         return cls.build(config, context.num_classes, build_backbone(config.network_config()))
 

@@ -100,6 +100,12 @@ class Supervised(Method):
         return cls.build(config, context.num_classes, initial_backbone(config, options.init, options.init_encoder))
 
     @classmethod
+    def origin(cls, config: ScarceConfig) -> tuple[str | None, str]:
+        """``(the run it starts from or None, how)`` for the results' protocol."""
+        init = cls.options_of(config).init
+        return init, f"fine-tuned from {init}" if init else "none (random init)"
+
+    @classmethod
     def build(cls, config: ScarceConfig, num_classes: int, backbone: nn.Module) -> Supervised:
         """The method around ``backbone`` (``from_config`` passes the initial one; a test pass a
         random one that a checkpoint's weights then overwrite)."""
