@@ -57,6 +57,8 @@ def test_a_distilled_student_agrees_with_its_teacher_more_than_a_random_student(
         record["flops_ratio"] == pytest.approx(1.0)
         and record["student"]["parameters"] == record["teacher"]["parameters"]
     )
+    protocol = json.loads((out / "results.json").read_text())["protocol"]
+    assert protocol["pretraining"] == f"distilled from {classifier_run} (the student from random init)"
     config = load_config(str(out / "config.yaml"))
     assert config.data.labels_per_class == 3 and config.distill.teacher == str(classifier_run)  # the teacher's budget
     teacher, student = load_classifier(classifier_run), load_classifier(out)
