@@ -8,6 +8,10 @@ Development set: the npz copy of Imagenette (1,350 carved training images, 150 c
 images, 500 official val images). Selection uses only these two validation splits; no number here
 is a result (the label-efficiency table applies the winner to Imagewoof unchanged).
 
+**Arms.** Round 1 moves one lever of the current recipe (``scott-cpu-96``, batch-centred targets)
+at a time. Round 2 moves each remaining lever on top of round 1's best (the visible-only context),
+a greedy search: with a 30-minute screen per arm on 2 cores, the full grid is out of reach.
+
 **Budget.** ``calibrate`` runs two epochs of every arm on an idle machine and records the second
 epoch's seconds; an arm's epochs for a budget of M minutes are ``round(60 M / seconds)``, warm-up
 13 % of them (the preset's 13 / 100). The epochs are fixed in ``results/mimjepa_study_calibration.json``
@@ -71,6 +75,17 @@ ARMS = {
         Arm("grid12", ("model.stride=8",), "12x12 tokens (stride 8) instead of 6x6"),
         Arm("ema-short", ("schedule.ema_start=0.99", "schedule.ema_end=0.999"), "EMA 0.99 -> 0.999"),
         Arm("no-aug", ("augmentation.mode=none",), "no augmentation (as I-JEPA): both views the same image"),
+        # round 2: each lever on top of round 1's best, the visible-only context (cheaper steps, so
+        # more epochs in the same minutes)
+        *(
+            Arm(f"visible-{arm}", ("mimjepa.context=visible", *overrides), f"visible-only context + {note}")
+            for arm, overrides, note in (
+                ("top3", ("mimjepa.target_layers=3",), "top-3 targets"),
+                ("ema-short", ("schedule.ema_start=0.99", "schedule.ema_end=0.999"), "EMA 0.99 -> 0.999"),
+                ("no-aug", ("augmentation.mode=none",), "no augmentation"),
+                ("grid12", ("model.stride=8",), "12x12 tokens"),
+            )
+        ),
     )
 }
 RANDOM_INIT = "random-init"

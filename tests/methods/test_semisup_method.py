@@ -120,3 +120,5 @@ def test_training_step_uses_the_teacher_and_aligns_hidden_labels() -> None:
     assert method.training_step(shuffled).metrics["pseudo_label_accuracy"].item() < 1.0
     with pytest.raises(ValueError, match="1 \\+ 2 x 2 views"):
         method.training_step(Batch(views=views[:3], labels=torch.tensor([0, 1, 2])))
+    # images/s counts the labelled and the unlabelled images: (1 + mu) B
+    assert method.images_in(batch) == (1 + 2) * batch_size

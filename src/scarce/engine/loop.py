@@ -400,7 +400,7 @@ class Trainer:
             boundary = micro % self.accumulation == 0
             lr, weight_decay, momentum = self.schedules.apply(self.optimizer, self.state.step)
             loss, tokens, extras = self.train_step(batch, boundary, momentum)
-            batch_images = batch.views[0].shape[0]
+            batch_images = self.method.images_in(batch)
             stats.add_step(loss, batch_images, extras)
             if tokens is not None:
                 stats.add_tokens(tokens)

@@ -140,6 +140,11 @@ class Method(nn.Module):
         del config, data
         return None
 
+    def images_in(self, batch: Batch) -> int:
+        """Distinct images one batch trains on (the epoch's images/s): one per item of the first
+        view here; a method whose views are different images (labelled and unlabelled) counts them all."""
+        return int(batch.views[0].shape[0])
+
     def mask_generator(self, config: ScarceConfig) -> MaskGenerator | None:
         """Token masks the loader draws per batch (masked-image methods), else None."""
         del config

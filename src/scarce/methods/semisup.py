@@ -191,6 +191,10 @@ class SemiSupervised(FineTune):
             data.train, unlabelled, transform, self.mu, config.run.seed, hidden_labels=data.splits.hidden_labels
         )
 
+    def images_in(self, batch: Batch) -> int:
+        """``(1 + mu) B``: the labelled images and the unlabelled ones (each in a weak and a strong view)."""
+        return int(batch.views[0].shape[0]) * (1 + self.mu)
+
     def teacher_logits(self, normalised: Tensor) -> Tensor:
         """The teacher's logits (the EMA weights, else the student) without gradients."""
         encoder, head = self.evaluated_modules()
