@@ -60,3 +60,10 @@ def classifier_run(data_spec: str, tmp_path_factory: pytest.TempPathFactory) -> 
     arguments = ["finetune", str(root / "ssl"), "--data", data_spec, "-o", str(root / "ft"), "--labels-per-class", "3"]
     assert main([*arguments, "--epochs", "2", "--batch-size", "10", *QUIET]) == 0
     return root / "ft"
+
+
+@pytest.fixture(scope="session")
+def digits_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working directory of :mod:`benchmarks.digits` shared by the fine-tuning and self-training
+    learning tests (seed 0): the encoder and the fine-tuned classifier are trained once."""
+    return tmp_path_factory.mktemp("digits")

@@ -131,8 +131,8 @@ def test_a_crashed_rank_fails_the_job_without_hanging(tmp_path: Path) -> None:
 
 
 def test_moco_queue_takes_the_keys_of_every_rank(tmp_path: Path) -> None:
-    """Under 2 ranks the queue advances by the global batch per step (keys gathered), and SimCLR
-    trains with negatives gathered across ranks."""
+    """Under 2 ranks the queue advances by the global batch per step (keys gathered). (SimCLR's
+    negatives gathered across ranks: ``test_nt_xent_gathered_over_two_ranks_equals_one_process``.)"""
     from scarce.engine.checkpoint import load_checkpoint
 
     common = ["--data", f"npz:{IMAGENETTE}", "--limit", "64", "--batch-size", "16", "--workers", "0", "--no-progress"]
@@ -143,10 +143,4 @@ def test_moco_queue_takes_the_keys_of_every_rank(tmp_path: Path) -> None:
     assert moco.returncode == 0, moco.stderr[-3000:]
     state = load_checkpoint(tmp_path / "moco" / "checkpoints" / "last.pt")["method"]
     assert int(state["queue_pointer"]) == (4 * 16) % 40  # 4 steps x 16 keys (8 per rank)
-    simclr_overrides = [item for override in small for item in ("--set", override)]
-    simclr = _run(
-        ["pretrain", "-c", "simclr-s3l", "-o", str(tmp_path / "simclr"), "--epochs", "1", *common, *simclr_overrides],
-        2,
-    )
-    assert simclr.returncode == 0, simclr.stderr[-3000:]
-    assert len(_losses(tmp_path / "simclr")) == 4
+    assert len(_losses(tmp_path / "moco")) == 4  # one line per step, written by rank 0 alone

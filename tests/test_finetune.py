@@ -23,9 +23,9 @@ pytestmark = needs_data
 
 QUIET = ["--workers", "0", "--no-progress", "--set", "run.tensorboard=false"]
 
-# Calibrated by `python -m benchmarks.finetune_margin` (benchmarks/results/finetune_margin.md):
-# fine-tuned minus random init over seeds 0-2 was +0.062 / +0.092 / +0.024 (the test runs seed 0).
-MARGIN = 0.02
+# Calibrated by `python -m benchmarks.finetune_margin` (benchmarks/results/finetune_margin.md, digits):
+# fine-tuned minus random init over seeds 0-2 was +0.288 / +0.246 / +0.274 (the test runs seed 0).
+MARGIN = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,8 @@ def test_bad_runs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "out").exists()
 
 
-def test_fine_tuning_a_pretrained_encoder_beats_random_init_with_10_labels_per_class(tmp_path: Path) -> None:
-    finetuned, scratch = finetuned_pair(0, tmp_path)
+def test_fine_tuning_a_pretrained_encoder_beats_random_init_with_10_labels_per_class(digits_workdir: Path) -> None:
+    """Real images (scikit-learn's handwritten digits, :mod:`benchmarks.digits`): the encoder trained
+    on half A, fine-tuned on 10 labels per class of half B, beats the same fine-tune from random init."""
+    finetuned, scratch = finetuned_pair(0, digits_workdir)
     assert finetuned > scratch + MARGIN, f"fine-tuned {finetuned:.3f} vs random init {scratch:.3f}"
