@@ -72,6 +72,12 @@ def run_timed(command: list[str], log: Path | None = None) -> tuple[float, float
     return time.perf_counter() - wall, child_cpu_seconds() - cpu
 
 
+def tested_top1(run: Path) -> float:
+    """The test top-1 of a finished ``scarce`` run's tested row (its ``results.json``)."""
+    rows = json.loads((run / "results.json").read_text())["results"]
+    return float(next(row["test"]["top1"] for row in rows if row.get("test")))
+
+
 def run_header() -> dict[str, Any]:
     """Machine, software and command of this benchmark run."""
     return {

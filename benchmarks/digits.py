@@ -18,7 +18,6 @@ halves share one test split of 500 digits (50 per class).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +67,6 @@ def run_or_reuse(arguments: list[str], out: Path) -> Path:
     if not (out / "results.json").exists() and scarce([*arguments, *COMMON, "-o", str(out)]) != 0:
         raise RuntimeError(f"scarce {arguments[0]} into {out} failed")
     return out
-
-
-def tested_top1(run: Path) -> float:
-    """The run's test top-1 (its one tested row)."""
-    return float(json.loads((run / "results.json").read_text())["results"][0]["test"]["top1"])
 
 
 def fine_tuned(seed: int, workdir: Path, random_init: bool = False) -> tuple[Path, str]:

@@ -20,8 +20,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import run_header, write_results
-from benchmarks.digits import fine_tuned, tested_top1
+from benchmarks.common import run_header, tested_top1, write_results
+from benchmarks.digits import fine_tuned
 
 
 def finetuned_pair(seed: int, workdir: Path) -> tuple[float, float]:

@@ -89,6 +89,7 @@ ARMS = {
     )
 }
 RANDOM_INIT = "random-init"
+REFERENCE_ARM = "centred"  # re-timed by every later calibration (see :func:`calibrate`)
 
 
 def run_dir(arm: str, minutes: int, seed: int) -> Path:
@@ -114,21 +115,49 @@ def read_epochs(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def _time_two_epochs(name: str) -> tuple[float, str]:
+    """The second epoch's seconds of a fresh two-epoch run of arm ``name``, and its command."""
+    out = RUNS / "calibration" / name
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = pretrain_command(ARMS[name], 2, 0, out, resume=False)
+    run_timed(command, RUNS / "calibration.log")
+    return float(read_epochs(out)[-1]["seconds"]), " ".join(command)
+
+
 def calibrate(arms: list[str]) -> None:
-    """Two epochs of each arm on an idle machine; the second epoch's seconds fix the budgets."""
+    """Two epochs of each arm on an idle machine; the second epoch's seconds fix the budgets.
+
+    The CPU changes from session to session, so seconds from two sessions are not comparable. The
+    first calibration's machine is the unit: a later calibration also times the reference arm
+    (``centred``) in the same run and scales its arms by ``reference seconds then / now``, so every
+    arm's ``seconds_per_epoch`` is in the first machine's seconds and a 30-minute budget means the
+    same compute whichever session calibrated it. Each record keeps its measured seconds, the
+    scale, the processor and the matmul rate of its own run."""
     existing = json.loads(CALIBRATION.read_text()) if CALIBRATION.exists() else {}
     records = existing.get("arms", {})
+    header = {**run_header(), "matmul_gflops": matmul_gflops()}
+    scale = 1.0
+    if REFERENCE_ARM in records:
+        reference_now, _ = _time_two_epochs(REFERENCE_ARM)
+        scale = records[REFERENCE_ARM]["seconds_per_epoch"] / reference_now
+        print(f"{REFERENCE_ARM} (reference): {reference_now:.1f} s per epoch now, scale {scale:.3f}", flush=True)
     for name in arms:
-        out = RUNS / "calibration" / name
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        command = pretrain_command(ARMS[name], 2, 0, out, resume=False)
-        run_timed(command, RUNS / "calibration.log")
-        epochs = read_epochs(out)
-        records[name] = {"seconds_per_epoch": epochs[-1]["seconds"], "command": " ".join(command)}
-        print(f"{name}: {epochs[-1]['seconds']:.1f} s per epoch", flush=True)
-    payload = {**run_header(), "matmul_gflops": matmul_gflops(), "arms": records}
-    CALIBRATION.write_text(json.dumps(payload, indent=2) + "\n")
+        if name == REFERENCE_ARM and scale != 1.0:
+            continue  # the unit stays the first calibration's
+        seconds, command = _time_two_epochs(name)
+        records[name] = {
+            "seconds_per_epoch": seconds * scale,
+            "measured_seconds_per_epoch": seconds,
+            "scale_to_first_machine": scale,
+            "command": command,
+            "date": header["date"],
+            "processor": header["environment"]["processor"],
+            "matmul_gflops": header["matmul_gflops"],
+        }
+        print(f"{name}: {seconds:.1f} s per epoch measured, {seconds * scale:.1f} in the first machine's", flush=True)
+    first = existing.get("first_machine") or {key: header[key] for key in ("date", "environment", "matmul_gflops")}
+    CALIBRATION.write_text(json.dumps({**header, "first_machine": first, "arms": records}, indent=2) + "\n")
 
 
 def budget_epochs(name: str, minutes: int) -> int:
@@ -240,9 +269,10 @@ def report() -> None:
     calibration = json.loads(CALIBRATION.read_text())
     lines = [
         "Every MIM-JEPA study run on Imagenette (the development set), in the order run. Budget: epochs fixed",
-        "from an idle two-epoch calibration (`results/mimjepa_study_calibration.json`, "
-        f"{calibration['environment']['processor']}). Scores: top-1 % of the probe selected on the carved",
-        "validation split (val, 150 images) and on Imagenette's official val split (dev, 500 images).",
+        "from an idle two-epoch calibration (`results/mimjepa_study_calibration.json`; seconds in the first "
+        f"calibration's machine, {calibration['first_machine']['environment']['processor']}, later arms scaled "
+        "by the reference arm re-timed in their own calibration run). Scores: top-1 % of the probe selected",
+        "on the carved validation split (val, 150 images) and on Imagenette's official val split (dev, 500 images).",
         "",
         "Speed: seconds per epoch in the idle calibration (comparable across arms); pretraining minutes as",
         "measured in the run itself. Other work on the machine inflates them: `load` is measured over",

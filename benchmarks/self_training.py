@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import IMAGENETTE, run_header, run_timed, write_results
+from benchmarks.common import IMAGENETTE, run_header, run_timed, tested_top1, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
 FEW_LABELS = RUNS / "few-labels"
@@ -53,10 +53,7 @@ class Arm:
 
 def dev_top1(run: Path) -> float | None:
     """The test top-1 of a finished run (Imagenette's official val split: the development set)."""
-    results = run / "results.json"
-    if not results.exists():
-        return None
-    return float(next(row["test"]["top1"] for row in json.loads(results.read_text())["results"] if row.get("test")))
+    return tested_top1(run) if (run / "results.json").exists() else None
 
 
 def distillation_teacher(finetuned: Path, semisup: Path) -> Path:

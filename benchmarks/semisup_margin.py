@@ -21,7 +21,8 @@ calibrations failed for lack of it: Imagenette halves at 32 px (24-29 % start) a
 (``results/semisup_margin.md`` at commit 598ed48; the second in the closing note of issue 18). With
 30 pretraining epochs and threshold 0.5, 8-17 % of the unlabelled digits are used by the last of 8
 epochs, at 94-98 % precision. With 15 semisup epochs the gains were +2.6 to +9.4 points over the
-start and the pseudo-labels added -0.8 to +1.8 (the closing note of issue 18); 8 keep the suite short.
+start and the pseudo-labels added -0.8 to +1.8 (``results/semisup_margin.md`` at commit 166e828); 8
+keep the suite short.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import run_header, write_results
-from benchmarks.digits import fine_tuned, run_or_reuse, tested_top1
+from benchmarks.common import run_header, tested_top1, write_results
+from benchmarks.digits import fine_tuned, run_or_reuse
 
 SEMISUP = ["--epochs", "8", "--batch-size", "10", "--set", "semisup.mu=5", "--set", "schedule.warmup_epochs=1"]
 SEMISUP += ["--set", "optim.lr=1e-3", "--set", "semisup.threshold=0.5"]
