@@ -4,6 +4,7 @@ never import from ``tests``): the shared dataset paths, timing, the matmul refer
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shlex
 import statistics
@@ -70,6 +71,21 @@ def run_timed(command: list[str], log: Path | None = None) -> tuple[float, float
         with log.open("a") as stream:
             subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
     return time.perf_counter() - wall, child_cpu_seconds() - cpu
+
+
+def add_timing(run_dir: Path, wall: float, cpu: float) -> dict[str, Any]:
+    """Add one call's ``(wall, cpu)`` seconds to ``run_dir/benchmark_timing.json`` (a resumed run is
+    timed over all its calls) and return the record."""
+    path = run_dir / "benchmark_timing.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    timing = {
+        "wall_seconds": previous.get("wall_seconds", 0.0) + wall,
+        "cpu_seconds": previous.get("cpu_seconds", 0.0) + cpu,
+        "calls": previous.get("calls", 0) + 1,
+        "load_average_end": list(os.getloadavg()),
+    }
+    path.write_text(json.dumps(timing, indent=2) + "\n")
+    return timing
 
 
 def tested_top1(run: Path) -> float:

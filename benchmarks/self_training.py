@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import IMAGENETTE, run_header, run_timed, tested_top1, write_results
+from benchmarks.common import IMAGENETTE, add_timing, run_header, run_timed, tested_top1, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
 FEW_LABELS = RUNS / "few-labels"
@@ -99,15 +99,7 @@ def run_arm(arm: Arm) -> None:
     # --resume reads the run's own config; the command's positional arguments are still required
     command = [*full_command(arm), "--resume"] if resume else full_command(arm)
     print(" ".join(command), flush=True)
-    wall, cpu = run_timed(command)
-    timing_path = arm.run_dir / "benchmark_timing.json"
-    previous = json.loads(timing_path.read_text()) if timing_path.exists() else {}
-    timing = {
-        "wall_seconds": previous.get("wall_seconds", 0.0) + wall,
-        "cpu_seconds": previous.get("cpu_seconds", 0.0) + cpu,
-        "load_average_end": os.getloadavg(),
-    }
-    timing_path.write_text(json.dumps(timing, indent=2))
+    add_timing(arm.run_dir, *run_timed(command))
 
 
 def images_per_second(run: Path, epochs: list[dict[str, Any]]) -> float:

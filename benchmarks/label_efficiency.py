@@ -1,0 +1,486 @@
+"""The label-efficiency table: what ``scarce`` gives a user with 10, 30 or all labels per class.
+
+    python -m benchmarks.label_efficiency plan                 # every step, its command and what it needs
+    python -m benchmarks.label_efficiency run [--only STEP ...] [--max-hours H]   # resumable, step by step
+    python -m benchmarks.label_efficiency report               # results/label_efficiency.{json,md,png}
+
+Evaluation set: the npz copy of Imagewoof at 96 px (3,000 official training images, 1,000 official val
+images = the **test** split, scored once per arm). Every recipe was fixed beforehand on Imagenette (the
+development set: ``benchmarks.few_labels``, ``benchmarks.self_training``, ``benchmarks.mimjepa_study``)
+and is applied here unchanged.
+
+**Budgets.** 10 and 30 labels per class (``--labels-per-class N --label-seed SEED``: seeded, stratified,
+the same ids in every arm of a seed, 10 a subset of 30) and all labels. A budgeted arm sees no label
+beyond its budget: no validation split, the fixed recipe's last epoch is tested (``docs/few-labels.md``).
+The all-label arms select on the carved validation split (2,700 train / 300 val) as before.
+
+**Arms** (the same encoder architecture throughout: ``scott-cpu-96``, whose MIM-JEPA recipe is the
+study's winner):
+
+- ``S``: supervised from scratch. Budgets: ``scarce finetune --random-init`` (the ``finetune-cpu``
+  recipe from random weights: the few-label scratch baseline of ``benchmarks.few_labels``); all labels:
+  ``scarce supervised -c scott-cpu-96`` for about 60 minutes (``benchmarks.imagewoof96`` arm B).
+- ``S+aux``: the same with the auxiliary task chosen on the development set (DRLoc).
+- ``F``: the self-supervised encoder, frozen; attentive, linear and kNN probes trained on the budget.
+- ``T``: the same encoder fine-tuned (``scarce finetune``, ``finetune-cpu``).
+- ``U``: ``T`` then self-training on the unlabelled rest (``scarce semisup``, ``semisup-cpu``).
+- ``K``: ``scott-small-96`` (0.44x the teacher's FLOPs per image) distilled from ``U`` (the better of
+  ``T`` and ``U`` on the development set at both budgets, ``benchmarks.self_training``).
+- ``M``: S3L: MoCo v2 pretraining of a ResNet-18 on 48 px crops (``mocov2-s3l``, about 60 minutes),
+  fine-tuned with the S3L recipe (``finetune-s3l``).
+
+**Pretraining** (``pretrain-sSEED``): MIM-JEPA on all 3,000 training images without a label (no
+validation split carved, no online probe), once per seed, about 60 minutes of the study's calibration;
+shared by F, T, U and K of that seed, and counted once. Every step records its wall-clock and CPU
+minutes (user + system of the ``scarce`` process; they are less sensitive to other work on the machine).
+
+Runs live in ``$SCARCE_BENCHMARK_RUNS/label-efficiency`` (default ``/work/runs``); ``run`` skips finished
+steps and resumes an interrupted one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import IMAGEWOOF, RESULTS_DIR, add_timing, run_header, run_timed, write_results
+
+RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "label-efficiency"
+DATA = f"npz:{IMAGEWOOF}"
+PRESET = "scott-cpu-96"
+BUDGETS: tuple[int | None, ...] = (10, 30, None)  # None: all labels
+TRAINING_IMAGES = 3000  # Imagewoof's training images in the npz copy
+STUDY_IMAGES = 1350  # the study's pretraining images (Imagenette, carved training split)
+PRETRAIN_MINUTES = 60
+WARMUP_SHARE = 0.13  # the study's (and the preset's 13 / 100)
+SUPERVISED_ALL_EPOCHS = 225  # benchmarks.imagewoof96 arm B: about 60 minutes on 2,700 images
+MOCO_EPOCHS = 90  # benchmarks.imagewoof96 arm E1: about 60 minutes at 48 px
+MOCO_SETTINGS = (
+    "backbone.kind=resnet18",
+    "backbone.drop_last_stage=false",
+    "model.img_size=96",
+    "augmentation.crop_size=48",
+    "augmentation.blur_kernel=5",
+)
+AUX = "aux.kind=drloc"  # benchmarks.self_training: DRLoc +0.8, rotation -1.2 (dev, all labels)
+STUDENT = "scott-small-96"
+TWO_SEEDS = ("S", "T", "U")  # two seeds at 10 and 30 labels per class; one elsewhere
+ARM_ORDER = ("S", "S+aux", "F", "T", "U", "K", "M")
+ARM_NAMES = {
+    "S": "supervised from scratch",
+    "S+aux": "supervised from scratch + DRLoc",
+    "F": "MIM-JEPA encoder, frozen (probes)",
+    "T": "MIM-JEPA encoder, fine-tuned",
+    "U": "fine-tuned, then self-trained on the unlabelled rest",
+    "K": "student (0.44x FLOPs) distilled from U",
+    "M": "S3L: MoCo v2 ResNet-18, fine-tuned",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ``scarce`` command of the table: a pretraining (no row) or an arm at a budget and seed."""
+
+    name: str
+    arm: str  # pretrain | pretrain-moco | one of ARM_ORDER
+    labels_per_class: int | None
+    seed: int
+    command: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+
+    @property
+    def run_dir(self) -> Path:
+        return RUNS / self.name
+
+    @property
+    def results_path(self) -> Path | None:
+        """Where the step's ``results.json`` lands (``None`` for a pretraining)."""
+        return None if self.arm.startswith("pretrain") else self.run_dir / "results.json"
+
+    @property
+    def finished(self) -> bool:
+        marker = self.results_path or self.run_dir / "encoder.safetensors"
+        return marker.exists()
+
+    @property
+    def evaluates(self) -> bool:
+        """``scarce evaluate`` (an output folder, no checkpoints: rerun from the start if cut off)."""
+        return self.command[1] == "evaluate"
+
+
+def pretrain_epochs(study_arm: str, minutes: int = PRETRAIN_MINUTES) -> int:
+    """Epochs of the study's arm that fill ``minutes`` on Imagewoof's training images, from the study's
+    idle calibration (in its first machine's seconds) scaled by the number of images per epoch."""
+    from benchmarks.mimjepa_study import CALIBRATION
+
+    seconds = json.loads(CALIBRATION.read_text())["arms"][study_arm]["seconds_per_epoch"]
+    return max(1, round(60 * minutes / (seconds * TRAINING_IMAGES / STUDY_IMAGES)))
+
+
+def _sets(*overrides: str) -> list[str]:
+    return [argument for override in overrides for argument in ("--set", override)]
+
+
+def _budget(labels: int | None, seed: int) -> list[str]:
+    return [] if labels is None else ["--labels-per-class", str(labels), "--label-seed", str(seed)]
+
+
+def _label(labels: int | None) -> str:
+    return "all" if labels is None else str(labels)
+
+
+def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
+    """Every step, in the order ``run`` takes them: seed 0's few-label arms first (the table's core), then
+    seed 1's, then the all-label arms, then S3L. ``study_arm`` names the study arm whose recipe the
+    ``scott-cpu-96`` preset now carries (its calibration fixes the pretraining epochs)."""
+    steps: list[Step] = []
+    epochs = pretrain_epochs(study_arm)
+    for seed in seeds:
+        pretrained = f"pretrain-s{seed}"
+        common = ["--data", DATA, "--seed", str(seed), "--no-progress"]
+        steps.append(
+            Step(
+                pretrained, "pretrain", None, seed,
+                ("scarce", "pretrain", "-c", PRESET, "-o", str(RUNS / pretrained), "--epochs", str(epochs), *common,
+                 *_sets(f"schedule.warmup_epochs={round(WARMUP_SHARE * epochs)}", "data.val_fraction=0",
+                        "run.online_probe=false")),
+            )
+        )  # fmt: skip
+        budgets = [labels for labels in BUDGETS if labels is not None]
+        for labels in budgets:
+            arms = ARM_ORDER[:-1] if seed == seeds[0] else TWO_SEEDS
+            for arm in arms:
+                name = f"{arm}-{labels}-s{seed}"
+                out = ["-o", str(RUNS / name)]
+                budget = _budget(labels, seed)
+                source = str(RUNS / pretrained)
+                if arm in ("S", "S+aux"):
+                    extra = _sets(AUX) if arm == "S+aux" else []
+                    command = ("scarce", "finetune", source, "--random-init", *budget, *out, *common, *extra)
+                    # the pretrained run gives the architecture only; --random-init discards its weights
+                    needs: tuple[str, ...] = (pretrained,)
+                elif arm == "F":
+                    probes = ["--probes", "attentive,linear,knn", "--out", str(RUNS / name)]
+                    command = ("scarce", "evaluate", source, *budget, *probes, *common)
+                    needs = (pretrained,)
+                elif arm == "T":
+                    command = ("scarce", "finetune", source, *budget, *out, *common)
+                    needs = (pretrained,)
+                elif arm == "U":
+                    start = f"T-{labels}-s{seed}"
+                    command = ("scarce", "semisup", str(RUNS / start), *budget, *out, *common)
+                    needs = (start,)
+                else:  # K
+                    teacher = f"U-{labels}-s{seed}"
+                    command = ("scarce", "distill", "--teacher", str(RUNS / teacher), "--student", STUDENT,
+                               *budget, *out, *common)  # fmt: skip
+                    needs = (teacher,)
+                steps.append(Step(name, arm, labels, seed, command, needs))
+    seed = seeds[0]
+    pretrained = f"pretrain-s{seed}"
+    common = ["--data", DATA, "--seed", str(seed), "--no-progress"]
+    all_steps = {
+        "T": ("scarce", "finetune", str(RUNS / pretrained), "-o", str(RUNS / f"T-all-s{seed}"), *common),
+        "F": ("scarce", "evaluate", str(RUNS / pretrained), "--probes", "attentive,linear,knn",
+              "--out", str(RUNS / f"F-all-s{seed}"), *common),
+        "S": ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS),
+              "-o", str(RUNS / f"S-all-s{seed}"), *common),
+        "K": ("scarce", "distill", "--teacher", str(RUNS / f"T-all-s{seed}"), "--student", STUDENT,
+              "-o", str(RUNS / f"K-all-s{seed}"), *common),
+        "S+aux": ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS),
+                  "-o", str(RUNS / f"S+aux-all-s{seed}"), *common, *_sets(AUX)),
+    }  # fmt: skip
+    needs_all = {"T": (pretrained,), "F": (pretrained,), "S": (), "K": (f"T-all-s{seed}",), "S+aux": ()}
+    for arm, command in all_steps.items():
+        steps.append(Step(f"{arm}-all-s{seed}", arm, None, seed, command, needs_all[arm]))
+    moco = f"pretrain-moco-s{seed}"
+    steps.append(
+        Step(
+            moco, "pretrain-moco", None, seed,
+            ("scarce", "pretrain", "-c", "mocov2-s3l", "--epochs", str(MOCO_EPOCHS), "-o", str(RUNS / moco), *common,
+             *_sets(*MOCO_SETTINGS, "data.val_fraction=0", "run.online_probe=false")),
+        )
+    )  # fmt: skip
+    for labels in (30, 10):
+        name = f"M-{labels}-s{seed}"
+        command = ("scarce", "supervised", "-c", "finetune-s3l", "--init", str(RUNS / moco), *_budget(labels, seed),
+                   "-o", str(RUNS / name), *common, *_sets("model.img_size=96", "backbone.kind=resnet18"))  # fmt: skip
+        steps.append(Step(name, "M", labels, seed, command, (moco,)))
+    return steps
+
+
+def run_step(step: Step, steps: dict[str, Step]) -> None:
+    """Run one step (resuming a checkpointed run; an evaluation cut off is started again) and add its
+    wall-clock and CPU seconds to ``benchmark_timing.json``."""
+    missing = [need for need in step.needs if not steps[need].finished]
+    if missing:
+        raise SystemExit(f"{step.name}: needs {', '.join(missing)} first")
+    resume = not step.evaluates and (step.run_dir / "checkpoints" / "last.pt").exists()
+    if step.run_dir.exists() and not resume:  # cut off before its first checkpoint (or an evaluation)
+        shutil.rmtree(step.run_dir)
+    command = [*step.command, "--resume"] if resume else list(step.command)
+    step.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    print("$ " + " ".join(command), flush=True)
+    add_timing(step.run_dir, *run_timed(command, RUNS / f"{step.name}.log"))
+
+
+def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> None:
+    by_name = {step.name: step for step in steps}
+    unknown = sorted(set(only or ()) - set(by_name))
+    if unknown:
+        raise SystemExit(f"unknown steps {unknown}; `python -m benchmarks.label_efficiency plan` lists them")
+    started = time.monotonic()
+    for step in steps:
+        if only and step.name not in only:
+            continue
+        if step.finished:
+            print(f"{step.name}: done", flush=True)
+            continue
+        if max_hours is not None and time.monotonic() - started > 3600 * max_hours:
+            print(f"stopping before {step.name}: --max-hours {max_hours} spent", flush=True)
+            break
+        if (RUNS / "PAUSE").exists():
+            print(f"stopping before {step.name}: {RUNS / 'PAUSE'} exists", flush=True)
+            break
+        run_step(step, by_name)
+
+
+def _timing(step: Step) -> dict[str, float]:
+    """Wall and CPU minutes of the step's finished calls, and the minutes of its training epochs from
+    ``epochs.jsonl`` (which also count the epochs of a call cut off before it finished and resumed)."""
+    path = step.run_dir / "benchmark_timing.json"
+    timing = json.loads(path.read_text()) if path.exists() else {}
+    epochs_path = step.run_dir / "epochs.jsonl"
+    epochs = [json.loads(line) for line in epochs_path.read_text().splitlines()] if epochs_path.exists() else []
+    return {
+        "epoch_minutes": sum(record["seconds"] for record in epochs) / 60,
+        "wall_minutes": timing.get("wall_seconds", math.nan) / 60,
+        "cpu_minutes": timing.get("cpu_seconds", math.nan) / 60,
+    }
+
+
+def _pretraining_of(step: Step, by_name: dict[str, Step]) -> Step | None:
+    """The pretraining a step's model descends from (through its teacher or start), if any (S and S+aux
+    need a pretrained run only for its architecture: ``--random-init``)."""
+    if step.arm in ("S", "S+aux"):
+        return None
+    for need in step.needs:
+        parent = by_name[need]
+        if parent.arm.startswith("pretrain"):
+            return parent
+        found = _pretraining_of(parent, by_name)
+        if found is not None:
+            return found
+    return None
+
+
+def rows(steps: list[Step]) -> list[dict[str, Any]]:
+    """One row per finished arm step and probe family, with the test metrics and the minutes of the step
+    itself, of its chain (teacher, start), and of the pretraining it descends from (shared, counted once
+    per seed in the table's notes)."""
+    by_name = {step.name: step for step in steps}
+    listed = []
+    for step in steps:
+        if step.results_path is None or not step.finished:
+            continue
+        results = json.loads(step.results_path.read_text())
+        chain, parent = [], step
+        while (
+            parent.arm not in ("S", "S+aux")
+            and parent.needs
+            and not by_name[parent.needs[0]].arm.startswith("pretrain")
+        ):
+            parent = by_name[parent.needs[0]]
+            chain.append(parent)
+        pretraining = _pretraining_of(step, by_name)
+        own = _timing(step)
+        chain_cpu = sum(_timing(link)["cpu_minutes"] for link in chain)
+        for result in results["results"]:
+            test = result.get("test")
+            if not test:
+                continue  # probes not selected in their family are not tested
+            listed.append({
+                "step": step.name,
+                "arm": step.arm,
+                "labels_per_class": step.labels_per_class,
+                "seed": step.seed,
+                "family": result["family"],
+                "probe": result["probe"],
+                "selected": result.get("selected"),
+                "test": {key: test[key] for key in ("top1", "top5", "mean_per_class", "f1_macro", "auroc_macro")},
+                "labels_used": results["protocol"].get("labels_used"),
+                "selection": results["protocol"].get("selection"),
+                **own,
+                "chain_cpu_minutes": chain_cpu,
+                "chain": [link.name for link in chain],
+                "pretraining": None if pretraining is None else pretraining.name,
+                "pretraining_cpu_minutes": None if pretraining is None else _timing(pretraining)["cpu_minutes"],
+                "command": " ".join(step.command),
+                "fingerprints": results["protocol"].get("fingerprints"),
+            })  # fmt: skip
+    return listed
+
+
+PLOTTED_FAMILY = {"F": "linear"}  # F's line: the linear probe (it beat attentive and kNN at 10 and 30 on dev)
+
+
+def _plotted(row: dict[str, Any]) -> bool:
+    return row["family"] == PLOTTED_FAMILY.get(row["arm"], row["family"])
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _summary(listed: list[dict[str, Any]]) -> list[str]:
+    """Mean test top-1 (per seed in brackets) per arm and budget; the plotted family of F."""
+    lines = ["| arm | " + " | ".join(f"{_label(labels)} labels/class" for labels in BUDGETS) + " |"]
+    lines.append("|---|" + "---:|" * len(BUDGETS))
+    for arm in ARM_ORDER:
+        cells = []
+        for labels in BUDGETS:
+            values = [
+                r["test"]["top1"] for r in listed if r["arm"] == arm and r["labels_per_class"] == labels and _plotted(r)
+            ]
+            if not values:
+                cells.append("–")
+            elif len(values) == 1:
+                cells.append(_percent(values[0]))
+            else:
+                cells.append(f"{_percent(statistics.mean(values))} ({' / '.join(_percent(v) for v in values)})")
+        family = f" ({PLOTTED_FAMILY[arm]} probe)" if arm in PLOTTED_FAMILY else ""
+        lines.append(f"| {arm}: {ARM_NAMES[arm]}{family} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report() -> None:
+    steps = plan(_study_arm())
+    listed = rows(steps)
+    pretrainings = {
+        step.name: {"command": " ".join(step.command), **_timing(step)}
+        for step in steps
+        if step.arm.startswith("pretrain") and step.finished
+    }
+    lines = [
+        "The label-efficiency table on Imagewoof 96 px (the evaluation set: recipes fixed on Imagenette",
+        "beforehand). Test split: the 1,000 official val images, scored once per arm. Test top-1 %, mean over",
+        "seeds (each seed in brackets).",
+        "",
+        *_summary(listed),
+        "",
+        "Every row (one per arm, budget, seed and probe family). `labels` = labels used for training + for",
+        "validation. Minutes are the step's own; `+ chain` adds the runs it starts from (U: its T; K: its",
+        "teacher U and that U's T); pretraining is listed below and shared by F, T, U and K of a seed.",
+        "",
+        "| arm | labels/class | seed | probe | top-1 | top-5 | mean/class | macro F1 | AUC | labels | "
+        "wall min | CPU min | CPU min + chain |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in listed:
+        test, used = row["test"], row["labels_used"] or {}
+        lines.append(
+            f"| {row['arm']} | {_label(row['labels_per_class'])} | {row['seed']} | {row['family']}/{row['probe']} | "
+            f"{_percent(test['top1'])} | {_percent(test['top5'])} | {_percent(test['mean_per_class'])} | "
+            f"{_percent(test['f1_macro'])} | {_percent(test['auroc_macro'])} | "
+            f"{used.get('train', '?')} + {used.get('val', 0) or 0} | {row['wall_minutes']:.1f} | "
+            f"{row['cpu_minutes']:.1f} | {row['cpu_minutes'] + row['chain_cpu_minutes']:.1f} |"
+        )
+    lines += ["", "Pretraining (shared):", ""]
+    lines += [
+        f"- {name}: {timing['epoch_minutes']:.1f} min of epochs, {timing['wall_minutes']:.1f} wall min and "
+        f"{timing['cpu_minutes']:.1f} CPU min of finished calls: `{timing['command']}`"
+        for name, timing in pretrainings.items()
+    ]
+    lines += ["", "Commands (from the repository root):", ""]
+    commands = {row["step"]: row["command"] for row in listed}  # one per step (F has a row per family)
+    lines += [f"- {step}: `{command}`" for step, command in commands.items()]
+    payload = {**run_header(), "data": DATA, "study_arm": _study_arm(), "pretraining": pretrainings, "rows": listed}
+    write_results("label_efficiency", payload, "\n".join(lines) + "\n")
+    plot(listed)
+
+
+def plot(listed: list[dict[str, Any]]) -> None:
+    """Test top-1 against labels per class (log axis), one line per arm (mean over seeds, each seed a
+    dot); the full-label supervised result as a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    all_labels_x = TRAINING_IMAGES // 10  # "all": 300 labels per class (270 train + 30 validation)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for arm in ARM_ORDER:
+        points = [r for r in listed if r["arm"] == arm and _plotted(r)]
+        if not points:
+            continue
+        xs = sorted({r["labels_per_class"] or all_labels_x for r in points})
+        means = [
+            100 * statistics.mean(r["test"]["top1"] for r in points if (r["labels_per_class"] or all_labels_x) == x)
+            for x in xs
+        ]
+        (line,) = axis.plot(xs, means, marker="o", label=f"{arm}: {ARM_NAMES[arm]}")
+        for r in points:
+            axis.plot(
+                r["labels_per_class"] or all_labels_x, 100 * r["test"]["top1"], ".", color=line.get_color(), alpha=0.5
+            )
+    supervised_all = [r["test"]["top1"] for r in listed if r["arm"] == "S" and r["labels_per_class"] is None]
+    if supervised_all:
+        axis.axhline(100 * statistics.mean(supervised_all), color="grey", linestyle="--", label="S with all labels")
+    axis.set_xscale("log")
+    axis.set_xticks([10, 30, all_labels_x], ["10", "30", f"all ({all_labels_x})"])
+    axis.set_xlabel("labels per class")
+    axis.set_ylabel("test top-1 %")
+    axis.set_title("Imagewoof 96 px: test top-1 against labels per class")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS_DIR / "label_efficiency.png", dpi=110)
+    plt.close(figure)
+
+
+STUDY_ARM = "centred"
+"""The MIM-JEPA study arm whose recipe the ``scott-cpu-96`` preset carries (its calibration fixes the
+pretraining epochs); set to the study's winner when the study is resolved."""
+
+
+def _study_arm() -> str:
+    """:data:`STUDY_ARM`, after checking that the preset really is that arm's recipe (so the table
+    never pretrains a recipe other than the one it names)."""
+    from benchmarks.mimjepa_study import ARMS
+    from scarce.config import load_config
+
+    overrides = list(ARMS[STUDY_ARM].overrides)
+    if load_config(PRESET, overrides) != load_config(PRESET, []):
+        raise SystemExit(f"the {PRESET} preset is not the study arm {STUDY_ARM!r} ({overrides} change it)")
+    return STUDY_ARM
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("plan", "run", "report"))
+    parser.add_argument("--only", nargs="*", help="step names (default: every step, in order)")
+    parser.add_argument("--max-hours", type=float, help="start no new step after this many hours")
+    args = parser.parse_args()
+    if args.action == "report":
+        report()
+        return
+    steps = plan(_study_arm())
+    if args.action == "plan":
+        for step in steps:
+            needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
+            print(f"{step.name}{needs}\n    {' '.join(step.command)}")
+        return
+    run(steps, args.only, args.max_hours)
+    report()
+
+
+if __name__ == "__main__":
+    main()
