@@ -56,21 +56,28 @@ def matmul_gflops(
     return 2 * size**3 / seconds / 1e9
 
 
-def run_timed(command: list[str], log: Path | None = None) -> tuple[float, float]:
+def run_timed(command: list[str], log: Path | None = None, record_in: Path | None = None) -> tuple[float, float]:
     """Run ``command`` (its output appended to ``log``, else to this process's); return its
-    ``(wall seconds, CPU seconds)``, CPU being user + system time of the finished child processes."""
+    ``(wall seconds, CPU seconds)``, CPU being user + system time of the finished child processes.
+    With ``record_in`` the call is also added to that run's ``benchmark_timing.json`` (:func:`add_timing`),
+    even when the command fails or is interrupted (Ctrl-C), so a resumed run counts every call."""
 
     def child_cpu_seconds() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
     wall, cpu = time.perf_counter(), child_cpu_seconds()
-    if log is None:
-        subprocess.run(command, check=True)
-    else:
-        with log.open("a") as stream:
-            subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
-    return time.perf_counter() - wall, child_cpu_seconds() - cpu
+    try:
+        if log is None:
+            subprocess.run(command, check=True)
+        else:
+            with log.open("a") as stream:
+                subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+    finally:
+        wall, cpu = time.perf_counter() - wall, child_cpu_seconds() - cpu
+        if record_in is not None and record_in.exists():
+            add_timing(record_in, wall, cpu)
+    return wall, cpu
 
 
 def add_timing(run_dir: Path, wall: float, cpu: float) -> dict[str, Any]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -51,7 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGEWOOF, RESULTS_DIR, add_timing, run_header, run_timed, write_results
+from benchmarks.common import IMAGEWOOF, RESULTS_DIR, run_header, run_timed, write_results
+from scarce.engine.run_dir import RunDirectory
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "label-efficiency"
 DATA = f"npz:{IMAGEWOOF}"
@@ -72,6 +72,7 @@ MOCO_SETTINGS = (
 )
 AUX = "aux.kind=drloc"  # benchmarks.self_training: DRLoc +0.8, rotation -1.2 (dev, all labels)
 STUDENT = "scott-small-96"
+MAX_STUDENT_FLOPS_RATIO = 0.5  # the issue: K costs at most half its teacher's FLOPs per image
 TWO_SEEDS = ("S", "T", "U")  # two seeds at 10 and 30 labels per class; one elsewhere
 ARM_ORDER = ("S", "S+aux", "F", "T", "U", "K", "M")
 ARM_NAMES = {
@@ -133,6 +134,13 @@ def _budget(labels: int | None, seed: int) -> list[str]:
     return [] if labels is None else ["--labels-per-class", str(labels), "--label-seed", str(seed)]
 
 
+def _encoder(pretrained: str) -> str:
+    """The pretraining's context encoder file. ``scarce evaluate`` of the run folder would take its split
+    settings from the run (``data.val_fraction=0``: no validation split for the all-label probes); of the
+    file it carves the usual one (``val_fraction`` 0.1, split seed 0: the split of every all-label arm)."""
+    return str(RUNS / pretrained / "encoder.safetensors")
+
+
 def _label(labels: int | None) -> str:
     return "all" if labels is None else str(labels)
 
@@ -164,12 +172,15 @@ def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
                 source = str(RUNS / pretrained)
                 if arm in ("S", "S+aux"):
                     extra = _sets(AUX) if arm == "S+aux" else []
-                    command = ("scarce", "finetune", source, "--random-init", *budget, *out, *common, *extra)
-                    # the pretrained run gives the architecture only; --random-init discards its weights
-                    needs: tuple[str, ...] = (pretrained,)
+                    # a pretrained run gives the architecture only (--random-init discards its weights):
+                    # the first seed's, so a later seed's S does not wait for its pretraining
+                    architecture = f"pretrain-s{seeds[0]}"
+                    command = ("scarce", "finetune", str(RUNS / architecture), "--random-init", *budget, *out, *common,
+                               *extra)  # fmt: skip
+                    needs: tuple[str, ...] = (architecture,)
                 elif arm == "F":
                     probes = ["--probes", "attentive,linear,knn", "--out", str(RUNS / name)]
-                    command = ("scarce", "evaluate", source, *budget, *probes, *common)
+                    command = ("scarce", "evaluate", _encoder(pretrained), *budget, *probes, *common)
                     needs = (pretrained,)
                 elif arm == "T":
                     command = ("scarce", "finetune", source, *budget, *out, *common)
@@ -189,7 +200,7 @@ def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
     common = ["--data", DATA, "--seed", str(seed), "--no-progress"]
     all_steps = {
         "T": ("scarce", "finetune", str(RUNS / pretrained), "-o", str(RUNS / f"T-all-s{seed}"), *common),
-        "F": ("scarce", "evaluate", str(RUNS / pretrained), "--probes", "attentive,linear,knn",
+        "F": ("scarce", "evaluate", _encoder(pretrained), "--probes", "attentive,linear,knn",
               "--out", str(RUNS / f"F-all-s{seed}"), *common),
         "S": ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS),
               "-o", str(RUNS / f"S-all-s{seed}"), *common),
@@ -223,13 +234,13 @@ def run_step(step: Step, steps: dict[str, Step]) -> None:
     missing = [need for need in step.needs if not steps[need].finished]
     if missing:
         raise SystemExit(f"{step.name}: needs {', '.join(missing)} first")
-    resume = not step.evaluates and (step.run_dir / "checkpoints" / "last.pt").exists()
+    resume = not step.evaluates and RunDirectory(step.run_dir).has_checkpoint()
     if step.run_dir.exists() and not resume:  # cut off before its first checkpoint (or an evaluation)
         shutil.rmtree(step.run_dir)
     command = [*step.command, "--resume"] if resume else list(step.command)
     step.run_dir.parent.mkdir(parents=True, exist_ok=True)
     print("$ " + " ".join(command), flush=True)
-    add_timing(step.run_dir, *run_timed(command, RUNS / f"{step.name}.log"))
+    run_timed(command, RUNS / f"{step.name}.log", record_in=step.run_dir)
 
 
 def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> None:
@@ -253,17 +264,19 @@ def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> N
         run_step(step, by_name)
 
 
-def _timing(step: Step) -> dict[str, float]:
-    """Wall and CPU minutes of the step's finished calls, and the minutes of its training epochs from
-    ``epochs.jsonl`` (which also count the epochs of a call cut off before it finished and resumed)."""
+def _timing(step: Step) -> dict[str, Any]:
+    """Wall and CPU minutes over the step's calls (``None`` if none was timed), their count, and the
+    minutes of its training epochs from ``epochs.jsonl`` (which also count the epochs of a call that was
+    lost with its session and resumed)."""
     path = step.run_dir / "benchmark_timing.json"
     timing = json.loads(path.read_text()) if path.exists() else {}
     epochs_path = step.run_dir / "epochs.jsonl"
     epochs = [json.loads(line) for line in epochs_path.read_text().splitlines()] if epochs_path.exists() else []
     return {
         "epoch_minutes": sum(record["seconds"] for record in epochs) / 60,
-        "wall_minutes": timing.get("wall_seconds", math.nan) / 60,
-        "cpu_minutes": timing.get("cpu_seconds", math.nan) / 60,
+        "wall_minutes": timing["wall_seconds"] / 60 if timing else None,
+        "cpu_minutes": timing["cpu_seconds"] / 60 if timing else None,
+        "calls": timing.get("calls"),
     }
 
 
@@ -302,7 +315,12 @@ def rows(steps: list[Step]) -> list[dict[str, Any]]:
             chain.append(parent)
         pretraining = _pretraining_of(step, by_name)
         own = _timing(step)
-        chain_cpu = sum(_timing(link)["cpu_minutes"] for link in chain)
+        chain_minutes = [_timing(link)["cpu_minutes"] for link in chain]
+        chain_cpu = None if None in chain_minutes else sum(chain_minutes)  # type: ignore[arg-type]
+        distillation = step.run_dir / "distillation.json"
+        flops_ratio = json.loads(distillation.read_text())["flops_ratio"] if distillation.exists() else None
+        if flops_ratio is not None and flops_ratio > MAX_STUDENT_FLOPS_RATIO:
+            raise SystemExit(f"{step.name}: the student costs {flops_ratio:.2f}x its teacher's FLOPs (at most 0.5)")
         for result in results["results"]:
             test = result.get("test")
             if not test:
@@ -320,6 +338,7 @@ def rows(steps: list[Step]) -> list[dict[str, Any]]:
                 "selection": results["protocol"].get("selection"),
                 **own,
                 "chain_cpu_minutes": chain_cpu,
+                "student_flops_ratio": flops_ratio,
                 "chain": [link.name for link in chain],
                 "pretraining": None if pretraining is None else pretraining.name,
                 "pretraining_cpu_minutes": None if pretraining is None else _timing(pretraining)["cpu_minutes"],
@@ -336,8 +355,13 @@ def _plotted(row: dict[str, Any]) -> bool:
     return row["family"] == PLOTTED_FAMILY.get(row["arm"], row["family"])
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}"
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _minutes(*values: float | None) -> str:
+    """The sum of ``values`` in minutes, ``?`` when one is unknown (a step timed by no finished call)."""
+    return "?" if None in values else f"{sum(values):.1f}"  # type: ignore[arg-type]
 
 
 def _summary(listed: list[dict[str, Any]]) -> list[str]:
@@ -378,7 +402,13 @@ def report() -> None:
         "",
         "Every row (one per arm, budget, seed and probe family). `labels` = labels used for training + for",
         "validation. Minutes are the step's own; `+ chain` adds the runs it starts from (U: its T; K: its",
-        "teacher U and that U's T); pretraining is listed below and shared by F, T, U and K of a seed.",
+        "teacher U and that U's T); pretraining is listed below and shared by F, T, U and K of a seed. A",
+        "step's minutes cover every call the benchmark made (a resumed run: all of them); a call lost with its",
+        "session is not counted (its epochs are, in the run's `epochs.jsonl`).",
+        "",
+        "Recipes: each was fixed on Imagenette before this table, except S+aux at 10 and 30 labels per class:",
+        "DRLoc was chosen with all labels (`scarce supervised`), and is applied here unchanged on top of S's",
+        "few-label recipe (`finetune-cpu` from random weights) without a development-set run of that pair.",
         "",
         "| arm | labels/class | seed | probe | top-1 | top-5 | mean/class | macro F1 | AUC | labels | "
         "wall min | CPU min | CPU min + chain |",
@@ -390,13 +420,13 @@ def report() -> None:
             f"| {row['arm']} | {_label(row['labels_per_class'])} | {row['seed']} | {row['family']}/{row['probe']} | "
             f"{_percent(test['top1'])} | {_percent(test['top5'])} | {_percent(test['mean_per_class'])} | "
             f"{_percent(test['f1_macro'])} | {_percent(test['auroc_macro'])} | "
-            f"{used.get('train', '?')} + {used.get('val', 0) or 0} | {row['wall_minutes']:.1f} | "
-            f"{row['cpu_minutes']:.1f} | {row['cpu_minutes'] + row['chain_cpu_minutes']:.1f} |"
+            f"{used.get('train', '?')} + {used.get('val', 0) or 0} | {_minutes(row['wall_minutes'])} | "
+            f"{_minutes(row['cpu_minutes'])} | {_minutes(row['cpu_minutes'], row['chain_cpu_minutes'])} |"
         )
     lines += ["", "Pretraining (shared):", ""]
     lines += [
-        f"- {name}: {timing['epoch_minutes']:.1f} min of epochs, {timing['wall_minutes']:.1f} wall min and "
-        f"{timing['cpu_minutes']:.1f} CPU min of finished calls: `{timing['command']}`"
+        f"- {name}: {timing['epoch_minutes']:.1f} min of epochs; {_minutes(timing['wall_minutes'])} wall min and "
+        f"{_minutes(timing['cpu_minutes'])} CPU min over {timing['calls']} call(s): `{timing['command']}`"
         for name, timing in pretrainings.items()
     ]
     lines += ["", "Commands (from the repository root):", ""]

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import IMAGENETTE, add_timing, run_header, run_timed, tested_top1, write_results
+from benchmarks.common import IMAGENETTE, run_header, run_timed, tested_top1, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs"))
 FEW_LABELS = RUNS / "few-labels"
@@ -99,7 +99,7 @@ def run_arm(arm: Arm) -> None:
     # --resume reads the run's own config; the command's positional arguments are still required
     command = [*full_command(arm), "--resume"] if resume else full_command(arm)
     print(" ".join(command), flush=True)
-    add_timing(arm.run_dir, *run_timed(command))
+    run_timed(command, record_in=arm.run_dir)
 
 
 def images_per_second(run: Path, epochs: list[dict[str, Any]]) -> float:

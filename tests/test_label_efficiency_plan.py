@@ -10,6 +10,8 @@ import pytest
 from benchmarks import label_efficiency as table
 from benchmarks import mimjepa_study
 
+from scarce.cli import build_parser
+
 
 @pytest.fixture
 def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[table.Step]:
@@ -46,10 +48,13 @@ def test_each_arm_starts_from_the_run_it_claims(steps: list[table.Step], tmp_pat
         budget = "all" if step.labels_per_class is None else step.labels_per_class
         pretrained = str(tmp_path / f"pretrain-s{step.seed}")
         if step.arm in ("S", "S+aux") and step.labels_per_class is not None:
-            assert step.command[1:4] == ("finetune", pretrained, "--random-init"), step.name
+            # the first seed's pretrained run gives the architecture only
+            assert step.command[1:4] == ("finetune", str(tmp_path / "pretrain-s0"), "--random-init"), step.name
         elif step.arm in ("S", "S+aux"):
             assert step.command[1] == "supervised" and "--init" not in step.command, step.name
-        elif step.arm in ("F", "T"):
+        elif step.arm == "F":  # the encoder file: evaluate then carves its usual split for all labels
+            assert step.command[2] == f"{pretrained}/encoder.safetensors", step.name
+        elif step.arm == "T":
             assert step.command[2] == pretrained and "--random-init" not in step.command, step.name
         elif step.arm == "U":
             assert step.command[2] == str(tmp_path / f"T-{budget}-s{step.seed}"), step.name
@@ -73,13 +78,24 @@ def test_seeds_and_budgets_of_each_arm(steps: list[table.Step]) -> None:
     assert with_all == {"S", "S+aux", "F", "T", "K"}  # U needs unlabelled images; M runs at 10 and 30
 
 
+def test_every_command_parses(steps: list[table.Step]) -> None:
+    parser = build_parser()
+    for step in steps:
+        assert step.command[0] == "scarce"
+        parser.parse_args(list(step.command[1:]))
+        if not step.evaluates:
+            parser.parse_args([*step.command[1:], "--resume"])
+
+
 def test_rows_count_the_chain_and_the_pretraining(steps: list[table.Step]) -> None:
     by_name = {step.name: step for step in steps}
     test = {"top1": 0.5, "top5": 0.9, "mean_per_class": 0.5, "f1_macro": 0.49, "auroc_macro": 0.8}
     results = {"results": [{"family": "distill", "probe": "student", "test": test}], "protocol": {}}
+    (by_name["K-10-s0"].run_dir).mkdir(parents=True)
+    (by_name["K-10-s0"].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.44}))
     for name, cpu_seconds in (("pretrain-s0", 600.0), ("T-10-s0", 60.0), ("U-10-s0", 120.0), ("K-10-s0", 30.0)):
         run = by_name[name].run_dir
-        run.mkdir(parents=True)
+        run.mkdir(parents=True, exist_ok=True)
         (run / "benchmark_timing.json").write_text(json.dumps({"wall_seconds": 1.0, "cpu_seconds": cpu_seconds}))
         (run / "epochs.jsonl").write_text('{"seconds": 30}\n{"seconds": 30}\n')
         if name == "K-10-s0":
@@ -87,7 +103,10 @@ def test_rows_count_the_chain_and_the_pretraining(steps: list[table.Step]) -> No
     [row] = table.rows(steps)
     assert (row["step"], row["chain"], row["pretraining"]) == ("K-10-s0", ["U-10-s0", "T-10-s0"], "pretrain-s0")
     assert (row["cpu_minutes"], row["chain_cpu_minutes"], row["pretraining_cpu_minutes"]) == (0.5, 3.0, 10.0)
-    assert row["epoch_minutes"] == 1.0
+    assert (row["epoch_minutes"], row["student_flops_ratio"]) == (1.0, 0.44)
+    (by_name["K-10-s0"].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.6}))
+    with pytest.raises(SystemExit, match=r"0\.60x its teacher's FLOPs"):
+        table.rows(steps)
 
 
 def test_the_table_refuses_a_study_arm_the_preset_does_not_carry(monkeypatch: pytest.MonkeyPatch) -> None:
