@@ -487,9 +487,9 @@ def _study_arm() -> str:
     from benchmarks.mimjepa_study import ARMS
     from scarce.config import load_config
 
-    overrides = list(ARMS[STUDY_ARM].overrides)
-    if load_config(PRESET, overrides) != load_config(PRESET, []):
-        raise SystemExit(f"the {PRESET} preset is not the study arm {STUDY_ARM!r} ({overrides} change it)")
+    settings = list(ARMS[STUDY_ARM].settings)
+    if load_config(PRESET, settings) != load_config(PRESET, []):
+        raise SystemExit(f"the {PRESET} preset is not the study arm {STUDY_ARM!r} ({settings} change it)")
     return STUDY_ARM
 
 
