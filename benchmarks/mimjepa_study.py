@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import time
@@ -325,6 +326,10 @@ def report() -> None:
             row["note"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    unfinished = _unfinished_runs(rows)
+    if unfinished:
+        lines += ["", "Started and not finished (kept resumable; no score):", ""]
+        lines += [f"- {line}" for line in unfinished]
     lines += ["", "Commands:", ""]
     for row in rows:
         if "pretrain_command" in row:
@@ -336,6 +341,27 @@ def report() -> None:
     markdown = "\n".join(lines) + "\n"
     write_results("mimjepa_study", payload, markdown)
     plot(rows)
+
+
+STOPPED = {
+    "top3-30m-s0": "stopped for round 2, which tests top-3 targets on the visible-only context (visible-top3)",
+}
+"""Why a started run was left unfinished, by run folder name."""
+
+
+def _unfinished_runs(rows: list[dict[str, Any]]) -> list[str]:
+    """Every run folder with epochs but no row: its arm, budget, epochs done of its budget and why."""
+    finished = {run_dir(row["arm"], row["minutes"], row["seed"]).name for row in rows}
+    listed = []
+    for folder in sorted(RUNS.glob("*-*m-s*")) if RUNS.exists() else []:
+        match = re.fullmatch(r"(?P<arm>.+)-(?P<minutes>\d+)m-s(?P<seed>\d+)", folder.name)
+        if match is None or folder.name in finished or match["arm"] not in ARMS:
+            continue
+        done, budget = len(read_epochs(folder)), budget_epochs(match["arm"], int(match["minutes"]))
+        why = STOPPED.get(folder.name, "running or interrupted")
+        arm, minutes, seed = match["arm"], match["minutes"], match["seed"]
+        listed.append(f"{arm} ({minutes} min, seed {seed}): {done} of {budget} epochs; {why}")
+    return listed
 
 
 def plot(rows: list[dict[str, Any]]) -> None:
