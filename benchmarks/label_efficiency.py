@@ -19,7 +19,9 @@ study's winner):
 
 - ``S``: supervised from scratch. Budgets: ``scarce finetune --random-init`` (the ``finetune-cpu``
   recipe from random weights: the few-label scratch baseline of ``benchmarks.few_labels``); all labels:
-  ``scarce supervised -c scott-cpu-96`` for about 60 minutes (``benchmarks.imagewoof96`` arm B).
+  ``scarce supervised -c scott-cpu-96`` for about 60 minutes, which is ``benchmarks.imagewoof96`` arm B:
+  its two committed seeds are reused unless the study's winner changed the architecture
+  (:func:`supervised_all_reusable`).
 - ``S+aux``: the same with the auxiliary task chosen on the development set (DRLoc).
 - ``F``: the self-supervised encoder, frozen; attentive, linear and kNN probes trained on the budget.
 - ``T``: the same encoder fine-tuned (``scarce finetune``, ``finetune-cpu``).
@@ -210,6 +212,8 @@ def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
                   "-o", str(RUNS / f"S+aux-all-s{seed}"), *common, *_sets(AUX)),
     }  # fmt: skip
     needs_all = {"T": (pretrained,), "F": (pretrained,), "S": (), "K": (f"T-all-s{seed}",), "S+aux": ()}
+    if supervised_all_reusable():
+        del all_steps["S"]  # its rows come from results/imagewoof96.json (the same command)
     for arm, command in all_steps.items():
         steps.append(Step(f"{arm}-all-s{seed}", arm, None, seed, command, needs_all[arm]))
     moco = f"pretrain-moco-s{seed}"
@@ -226,6 +230,41 @@ def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
                    "-o", str(RUNS / name), *common, *_sets("model.img_size=96", "backbone.kind=resnet18"))  # fmt: skip
         steps.append(Step(name, "M", labels, seed, command, (moco,)))
     return steps
+
+
+def supervised_all_reusable() -> bool:
+    """Whether S with all labels is ``benchmarks.imagewoof96``'s arm B: the same command (``scarce supervised
+    -c scott-cpu-96 --epochs 225``, split seed 0, seeds 0 and 1) on the same architecture. The study's
+    levers other than the token grid are MIM-JEPA settings (targets, context, masks, the target encoder's
+    EMA, the two-view augmentation) that supervised training does not read; the token grid is the
+    architecture, and changes it."""
+    from benchmarks.mimjepa_study import BASELINE
+    from scarce.config import load_config
+
+    return load_config(PRESET, list(BASELINE)).model == load_config(PRESET, []).model
+
+
+def reused_supervised_rows() -> list[dict[str, Any]]:
+    """S with all labels from ``results/imagewoof96.json`` (arm B), in the rows' format; AUC was not
+    recorded then."""
+    listed = []
+    for row in json.loads((RESULTS_DIR / "imagewoof96.json").read_text()):
+        if row["arm"] != "B":
+            continue
+        sizes = row["protocol"]["split_sizes"]
+        listed.append({
+            "step": f"S-all-s{row['seed']}", "arm": "S", "labels_per_class": None, "seed": row["seed"],
+            "family": "supervised", "probe": row["probe"].split("/")[-1], "selected": row["selected"],
+            "test": {"top1": row["top1"] / 100, "top5": row["top5"] / 100, "mean_per_class": row["mpc"] / 100,
+                     "f1_macro": row["f1_macro"] / 100, "auroc_macro": None},
+            "labels_used": {"train": sizes["train"], "val": sizes["val"]},
+            "selection": row["protocol"]["selection"],
+            "epoch_minutes": row["train_seconds"] / 60, "wall_minutes": None, "cpu_minutes": None, "calls": None,
+            "chain_cpu_minutes": 0.0, "student_flops_ratio": None, "chain": [], "pretraining": None,
+            "pretraining_cpu_minutes": None, "command": row["command"], "fingerprints": row["protocol"]["fingerprints"],
+            "reused_from": f"benchmarks/results/imagewoof96.json (arm B, {row['machine']})",
+        })  # fmt: skip
+    return listed
 
 
 def run_step(step: Step, steps: dict[str, Step]) -> None:
@@ -387,7 +426,7 @@ def _summary(listed: list[dict[str, Any]]) -> list[str]:
 
 def report() -> None:
     steps = plan(_study_arm())
-    listed = rows(steps)
+    listed = rows(steps) + (reused_supervised_rows() if supervised_all_reusable() else [])
     pretrainings = {
         step.name: {"command": " ".join(step.command), **_timing(step)}
         for step in steps

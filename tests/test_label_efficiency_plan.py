@@ -75,7 +75,17 @@ def test_seeds_and_budgets_of_each_arm(steps: list[table.Step]) -> None:
             seeds = sorted(step.seed for step in arms if (step.arm, step.labels_per_class) == (arm, labels))
             assert seeds == ([0, 1] if arm in table.TWO_SEEDS else [0]), (arm, labels)
     with_all = {step.arm for step in arms if step.labels_per_class is None}
-    assert with_all == {"S", "S+aux", "F", "T", "K"}  # U needs unlabelled images; M runs at 10 and 30
+    reused = {"S"} if table.supervised_all_reusable() else set()  # then its rows come from imagewoof96.json
+    assert with_all | reused == {"S", "S+aux", "F", "T", "K"}  # U needs unlabelled images; M runs at 10 and 30
+    assert not with_all & reused
+
+
+def test_reused_supervised_rows_are_the_committed_full_label_baseline() -> None:
+    listed = table.reused_supervised_rows()
+    assert sorted(row["seed"] for row in listed) == [0, 1]
+    for row in listed:
+        assert row["command"].startswith(f"scarce supervised -c {table.PRESET} --epochs {table.SUPERVISED_ALL_EPOCHS}")
+        assert row["labels_used"] == {"train": 2700, "val": 300} and 0.5 < row["test"]["top1"] < 0.6
 
 
 def test_every_command_parses(steps: list[table.Step]) -> None:
