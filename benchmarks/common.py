@@ -130,3 +130,17 @@ def write_results(name: str, payload: dict[str, Any], markdown: str) -> None:
 def spread_text(values: list[float]) -> str:
     """``min / mean / max`` of ``values`` with signs, e.g. ``+0.070 / +0.082 / +0.095``."""
     return f"{min(values):+.3f} / {statistics.mean(values):+.3f} / {max(values):+.3f}"
+
+
+def finish_plot(figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid and legend ``axis``, then write ``results/NAME.png`` and close ``figure`` (matplotlib)."""
+    import matplotlib.pyplot as plt
+
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS_DIR / f"{name}.png", dpi=110)
+    plt.close(figure)

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGEWOOF, RESULTS_DIR, run_header, run_timed, write_results
+from benchmarks.common import IMAGEWOOF, RESULTS_DIR, finish_plot, run_header, run_timed, write_results
 from scarce.engine.run_dir import RunDirectory
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "label-efficiency"
@@ -425,7 +425,8 @@ def _summary(listed: list[dict[str, Any]]) -> list[str]:
 
 
 def report() -> None:
-    steps = plan(_study_arm())
+    study_arm = _study_arm()
+    steps = plan(study_arm)
     listed = rows(steps) + (reused_supervised_rows() if supervised_all_reusable() else [])
     pretrainings = {
         step.name: {"command": " ".join(step.command), **_timing(step)}
@@ -471,7 +472,7 @@ def report() -> None:
     lines += ["", "Commands (from the repository root):", ""]
     commands = {row["step"]: row["command"] for row in listed}  # one per step (F has a row per family)
     lines += [f"- {step}: `{command}`" for step, command in commands.items()]
-    payload = {**run_header(), "data": DATA, "study_arm": _study_arm(), "pretraining": pretrainings, "rows": listed}
+    payload = {**run_header(), "data": DATA, "study_arm": study_arm, "pretraining": pretrainings, "rows": listed}
     write_results("label_efficiency", payload, "\n".join(lines) + "\n")
     plot(listed)
 
@@ -505,14 +506,8 @@ def plot(listed: list[dict[str, Any]]) -> None:
         axis.axhline(100 * statistics.mean(supervised_all), color="grey", linestyle="--", label="S with all labels")
     axis.set_xscale("log")
     axis.set_xticks([10, 30, all_labels_x], ["10", "30", f"all ({all_labels_x})"])
-    axis.set_xlabel("labels per class")
-    axis.set_ylabel("test top-1 %")
-    axis.set_title("Imagewoof 96 px: test top-1 against labels per class")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(RESULTS_DIR / "label_efficiency.png", dpi=110)
-    plt.close(figure)
+    title = "Imagewoof 96 px: test top-1 against labels per class"
+    finish_plot(figure, axis, "label_efficiency", xlabel="labels per class", ylabel="test top-1 %", title=title)
 
 
 STUDY_ARM = "centred"

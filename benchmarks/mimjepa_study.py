@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGENETTE, RESULTS_DIR, matmul_gflops, run_header, run_timed, write_results
+from benchmarks.common import IMAGENETTE, RESULTS_DIR, finish_plot, matmul_gflops, run_header, run_timed, write_results
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "mimjepa-study"
 DATA = f"npz:{IMAGENETTE}"
@@ -387,14 +387,14 @@ def plot(rows: list[dict[str, Any]]) -> None:
         (line,) = axis.plot(minutes, online, label=f"{row['arm']} s{row['seed']} (online probe)")
         if "linear" in row["scores"]:
             axis.plot(minutes[-1], 100 * row["scores"]["linear"]["dev_top1"], "o", color=line.get_color())
-    axis.set_xlabel("pretraining minutes (measured)")
-    axis.set_ylabel("top-1 % (line: online probe, val; dot: linear probe, dev)")
-    axis.set_title("MIM-JEPA study on Imagenette 96 px (development set)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(RESULTS_DIR / "mimjepa_study.png", dpi=110)
-    plt.close(figure)
+    finish_plot(
+        figure,
+        axis,
+        "mimjepa_study",
+        xlabel="pretraining minutes (measured)",
+        ylabel="top-1 % (line: online probe, val; dot: linear probe, dev)",
+        title="MIM-JEPA study on Imagenette 96 px (development set)",
+    )
 
 
 def main() -> None:
