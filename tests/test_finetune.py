@@ -74,6 +74,18 @@ def test_random_init_is_the_same_recipe_from_scratch(pretrained_run: Path, tmp_p
     assert load_config(str(tmp_path / "scratch" / "config.yaml")).finetune.init is None
 
 
+def test_a_preset_gives_the_scratch_baseline_the_architecture_of_its_runs(pretrained_run: Path, tmp_path: Path) -> None:
+    from scarce.commands.finetune import architecture_overrides
+
+    assert architecture_overrides("scott-tiny", "context", preset_allowed=True) == architecture_overrides(
+        str(pretrained_run), "context"
+    )
+    assert main(["finetune", "scott-tiny", "--random-init", "--data", f"npz:{IMAGENETTE}", "-o", str(tmp_path / "s"),
+                 "--labels-per-class", "3", "--epochs", "1", "--batch-size", "10", *QUIET]) == 0  # fmt: skip
+    config = load_config(str(tmp_path / "s" / "config.yaml"))
+    assert config.finetune.init is None and config.model.embed_dim == load_config("scott-tiny").model.embed_dim
+
+
 def test_fine_tuning_resumes_exactly(pretrained_run: Path, finetuned_run: Path, tmp_path: Path) -> None:
     assert _finetune(pretrained_run, tmp_path / "split", "--stop-after-epoch", "1") == 0
     assert main(["finetune", str(pretrained_run), "-o", str(tmp_path / "split"), "--resume", *QUIET]) == 0
@@ -102,6 +114,9 @@ def test_bad_runs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / "empty").mkdir()
     assert _finetune(tmp_path / "empty", tmp_path / "out") == 2
     assert "holds neither encoder.safetensors nor checkpoints/last.pt" in capsys.readouterr().err
+    assert _finetune(Path("scott-tiny"), tmp_path / "out") == 2  # a preset has no weights to fine-tune
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "scott-tiny is a preset, not a pretrained run" in error
     assert not (tmp_path / "out").exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from scarce.commands.base import register_command
 from scarce.commands.pretrain import add_arguments as add_training_arguments
@@ -26,7 +27,11 @@ ARCHITECTURE_FIELDS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="the pretrained run directory, checkpoint or encoder .safetensors")
+    parser.add_argument(
+        "run",
+        help="the pretrained run directory, checkpoint or encoder .safetensors (with --random-init, a preset "
+        "name also gives the architecture)",
+    )
     add_training_arguments(parser)
     parser.add_argument("--encoder", choices=("context", "target"), default="context", help="which encoder of RUN")
     parser.add_argument(
@@ -36,12 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def architecture_overrides(source: str, which: str) -> list[str]:
-    """``model.*`` / ``backbone.*`` overrides that give a run the architecture of ``source``'s encoder."""
+def architecture_overrides(source: str, which: str, preset_allowed: bool = False) -> list[str]:
+    """``model.*`` / ``backbone.*`` overrides that give a run the architecture of ``source``'s encoder
+    (with ``preset_allowed``, ``source`` may also name a preset: its backbone, for a run from random init)."""
+    from scarce.config import list_config_presets, load_config
+    from scarce.errors import ConfigError
     from scarce.eval.encoders import load_encoder
     from scarce.models.resnet import ResNetConfig
 
-    network = load_encoder(source, which).encoder.config  # type: ignore[arg-type]
+    if not Path(source).exists() and source in list_config_presets():
+        if not preset_allowed:
+            raise ConfigError(f"{source} is a preset, not a pretrained run: it has no weights (--random-init)")
+        network = load_config(source).network_config()
+    else:
+        network = load_encoder(source, which).encoder.config  # type: ignore[arg-type,assignment]
     if isinstance(network, ResNetConfig):
         values = {
             "backbone.kind": network.arch,
@@ -61,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     recipe: list[str] = []
     if not args.resume:
         args.config = args.config or DEFAULT_PRESET
-        recipe = ["method=finetune", *architecture_overrides(args.run, args.encoder)]
+        recipe = ["method=finetune", *architecture_overrides(args.run, args.encoder, preset_allowed=args.random_init)]
         if not args.random_init:
             recipe += [f"finetune.init={json.dumps(str(args.run))}", f"finetune.init_encoder={args.encoder}"]
     return execute(args, recipe, lambda *a, **k: train_supervised(*a, **k)[0])
