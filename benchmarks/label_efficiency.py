@@ -17,7 +17,7 @@ The all-label arms select on the carved validation split (2,700 train / 300 val)
 **Arms** (the same encoder architecture throughout: ``scott-cpu-96``, whose MIM-JEPA recipe is the
 study's winner):
 
-- ``S``: supervised from scratch. Budgets: ``scarce finetune --random-init`` (the ``finetune-cpu``
+- ``S``: supervised from scratch. Budgets: ``scarce finetune scott-cpu-96 --random-init`` (the ``finetune-cpu``
   recipe from random weights: the few-label scratch baseline of ``benchmarks.few_labels``); all labels:
   ``scarce supervised -c scott-cpu-96`` for about 60 minutes, which is ``benchmarks.imagewoof96`` arm B:
   its two committed seeds are reused unless the study's winner changed the architecture
@@ -36,8 +36,10 @@ validation split carved, no online probe), once per seed, about 60 minutes of th
 shared by F, T, U and K of that seed, and counted once. Every step records its wall-clock and CPU
 minutes (user + system of the ``scarce`` process; they are less sensitive to other work on the machine).
 
-Runs live in ``$SCARCE_BENCHMARK_RUNS/label-efficiency`` (default ``/work/runs``); ``run`` skips finished
-steps and resumes an interrupted one from its last checkpoint.
+Runs live in ``$SCARCE_BENCHMARK_RUNS/label-efficiency`` (default ``/work/runs``). A finished step goes
+into the committed results at once (:data:`LEDGER`): ``run`` skips it in every later session, and
+rebuilds its run folder with the same command only where a later step needs it and the folder did not
+survive the session's machine. An interrupted step resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from typing import Any
 
 from benchmarks.common import IMAGEWOOF, RESULTS_DIR, finish_plot, run_header, run_timed, write_results
 from scarce.engine.run_dir import RunDirectory
+from scarce.runtime import environment_info
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "label-efficiency"
 DATA = f"npz:{IMAGEWOOF}"
@@ -109,7 +112,9 @@ class Step:
         return None if self.arm.startswith("pretrain") else self.run_dir / "results.json"
 
     @property
-    def finished(self) -> bool:
+    def built(self) -> bool:
+        """Whether the step's outcome is on this machine (its results, or a pretraining's encoder): a later
+        step can start from it. Whether it is *done* is :func:`load_ledger`'s (committed) record."""
         marker = self.results_path or self.run_dir / "encoder.safetensors"
         return marker.exists()
 
@@ -148,8 +153,10 @@ def _label(labels: int | None) -> str:
 
 
 def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
-    """Every step, in the order ``run`` takes them: seed 0's few-label arms first (the table's core), then
-    seed 1's, then the all-label arms, then S3L. ``study_arm`` names the study arm whose recipe the
+    """Every step, in the order ``run`` takes them: per seed, its pretraining and every step that starts
+    from it (at 10, then 30 labels per class, then all labels for the first seed), so a chain runs in one
+    session where it can (a session's run folders may not outlive it: :func:`run` rebuilds a lost one);
+    then the arms from scratch; S3L last. ``study_arm`` names the study arm whose recipe the
     ``scott-cpu-96`` preset now carries (its calibration fixes the pretraining epochs)."""
     steps: list[Step] = []
     epochs = pretrain_epochs(study_arm)
@@ -164,66 +171,80 @@ def plan(study_arm: str, seeds: tuple[int, ...] = (0, 1)) -> list[Step]:
                         "run.online_probe=false")),
             )
         )  # fmt: skip
+        arms = ARM_ORDER[:-1] if seed == seeds[0] else TWO_SEEDS
         budgets = [labels for labels in BUDGETS if labels is not None]
+        from_pretraining = [arm for arm in arms if arm not in ("S", "S+aux")]
+        from_scratch = [arm for arm in arms if arm in ("S", "S+aux")]
         for labels in budgets:
-            arms = ARM_ORDER[:-1] if seed == seeds[0] else TWO_SEEDS
-            for arm in arms:
-                name = f"{arm}-{labels}-s{seed}"
-                out = ["-o", str(RUNS / name)]
-                budget = _budget(labels, seed)
-                source = str(RUNS / pretrained)
-                if arm in ("S", "S+aux"):
-                    extra = _sets(AUX) if arm == "S+aux" else []
-                    # a pretrained run gives the architecture only (--random-init discards its weights):
-                    # the first seed's, so a later seed's S does not wait for its pretraining
-                    architecture = f"pretrain-s{seeds[0]}"
-                    command = ("scarce", "finetune", str(RUNS / architecture), "--random-init", *budget, *out, *common,
-                               *extra)  # fmt: skip
-                    needs: tuple[str, ...] = (architecture,)
-                elif arm == "F":
-                    probes = ["--probes", "attentive,linear,knn", "--out", str(RUNS / name)]
-                    command = ("scarce", "evaluate", _encoder(pretrained), *budget, *probes, *common)
-                    needs = (pretrained,)
-                elif arm == "T":
-                    command = ("scarce", "finetune", source, *budget, *out, *common)
-                    needs = (pretrained,)
-                elif arm == "U":
-                    start = f"T-{labels}-s{seed}"
-                    command = ("scarce", "semisup", str(RUNS / start), *budget, *out, *common)
-                    needs = (start,)
-                else:  # K
-                    teacher = f"U-{labels}-s{seed}"
-                    command = ("scarce", "distill", "--teacher", str(RUNS / teacher), "--student", STUDENT,
-                               *budget, *out, *common)  # fmt: skip
-                    needs = (teacher,)
-                steps.append(Step(name, arm, labels, seed, command, needs))
-    seed = seeds[0]
+            steps += [_budgeted_step(arm, labels, seed) for arm in from_pretraining]
+        if seed == seeds[0]:
+            steps += _all_label_steps(seed, from_pretraining)
+        for labels in budgets:
+            steps += [_budgeted_step(arm, labels, seed) for arm in from_scratch]
+        if seed == seeds[0]:
+            steps += _all_label_steps(seed, from_scratch)
+    return steps + _s3l_steps(seeds[0])
+
+
+def _budgeted_step(arm: str, labels: int, seed: int) -> Step:
+    """Arm ``arm`` at ``labels`` per class, seed ``seed`` (budget and initialisation drawn by it)."""
+    name, pretrained = f"{arm}-{labels}-s{seed}", f"pretrain-s{seed}"
+    budget = _budget(labels, seed)
+    common = [*budget, "--data", DATA, "--seed", str(seed), "--no-progress"]
+    out = ["-o", str(RUNS / name), *common]
+    if arm in ("S", "S+aux"):  # the preset gives the architecture (the pretrained runs' own), from random init
+        extra = _sets(AUX) if arm == "S+aux" else []
+        return Step(name, arm, labels, seed, ("scarce", "finetune", PRESET, "--random-init", *out, *extra))
+    if arm == "F":
+        probes = ["--probes", "attentive,linear,knn", "--out", str(RUNS / name)]
+        return Step(
+            name, arm, labels, seed, ("scarce", "evaluate", _encoder(pretrained), *probes, *common), (pretrained,)
+        )
+    if arm == "T":
+        return Step(name, arm, labels, seed, ("scarce", "finetune", str(RUNS / pretrained), *out), (pretrained,))
+    if arm == "U":
+        start = f"T-{labels}-s{seed}"
+        return Step(name, arm, labels, seed, ("scarce", "semisup", str(RUNS / start), *out), (start,))
+    teacher = f"U-{labels}-s{seed}"  # K
+    command = ("scarce", "distill", "--teacher", str(RUNS / teacher), "--student", STUDENT, *out)
+    return Step(name, arm, labels, seed, command, (teacher,))
+
+
+def _all_label_steps(seed: int, arms: list[str]) -> list[Step]:
+    """``arms`` with all labels (selection on the carved validation split); S is left out where
+    ``benchmarks.imagewoof96`` already ran it (:func:`supervised_all_reusable`), U and M have no such arm."""
     pretrained = f"pretrain-s{seed}"
     common = ["--data", DATA, "--seed", str(seed), "--no-progress"]
-    all_steps = {
-        "T": ("scarce", "finetune", str(RUNS / pretrained), "-o", str(RUNS / f"T-all-s{seed}"), *common),
-        "F": ("scarce", "evaluate", _encoder(pretrained), "--probes", "attentive,linear,knn",
-              "--out", str(RUNS / f"F-all-s{seed}"), *common),
-        "S": ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS),
-              "-o", str(RUNS / f"S-all-s{seed}"), *common),
-        "K": ("scarce", "distill", "--teacher", str(RUNS / f"T-all-s{seed}"), "--student", STUDENT,
-              "-o", str(RUNS / f"K-all-s{seed}"), *common),
-        "S+aux": ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS),
-                  "-o", str(RUNS / f"S+aux-all-s{seed}"), *common, *_sets(AUX)),
+
+    def out(arm: str) -> list[str]:
+        return ["-o", str(RUNS / f"{arm}-all-s{seed}"), *common]
+
+    supervised = ("scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_ALL_EPOCHS))
+    recipes = {
+        "T": (("scarce", "finetune", str(RUNS / pretrained), *out("T")), (pretrained,)),
+        "F": (("scarce", "evaluate", _encoder(pretrained), "--probes", "attentive,linear,knn",
+               "--out", str(RUNS / f"F-all-s{seed}"), *common), (pretrained,)),
+        "K": (("scarce", "distill", "--teacher", str(RUNS / f"T-all-s{seed}"), "--student", STUDENT, *out("K")),
+              (f"T-all-s{seed}",)),
+        "S": ((*supervised, *out("S")), ()),
+        "S+aux": ((*supervised, *out("S+aux"), *_sets(AUX)), ()),
     }  # fmt: skip
-    needs_all = {"T": (pretrained,), "F": (pretrained,), "S": (), "K": (f"T-all-s{seed}",), "S+aux": ()}
-    if supervised_all_reusable():
-        del all_steps["S"]  # its rows come from results/imagewoof96.json (the same command)
-    for arm, command in all_steps.items():
-        steps.append(Step(f"{arm}-all-s{seed}", arm, None, seed, command, needs_all[arm]))
+    skipped = {"U"} | ({"S"} if supervised_all_reusable() else set())  # S: rows from results/imagewoof96.json
+    order = [arm for arm in ("T", "F", "K", "S", "S+aux") if arm in arms and arm not in skipped]
+    return [Step(f"{arm}-all-s{seed}", arm, None, seed, *recipes[arm]) for arm in order]
+
+
+def _s3l_steps(seed: int) -> list[Step]:
+    """M: MoCo v2 pretraining of a ResNet-18 at 48 px, fine-tuned at 30 and 10 labels per class."""
     moco = f"pretrain-moco-s{seed}"
-    steps.append(
+    common = ["--data", DATA, "--seed", str(seed), "--no-progress"]
+    steps = [
         Step(
             moco, "pretrain-moco", None, seed,
             ("scarce", "pretrain", "-c", "mocov2-s3l", "--epochs", str(MOCO_EPOCHS), "-o", str(RUNS / moco), *common,
              *_sets(*MOCO_SETTINGS, "data.val_fraction=0", "run.online_probe=false")),
         )
-    )  # fmt: skip
+    ]  # fmt: skip
     for labels in (30, 10):
         name = f"M-{labels}-s{seed}"
         command = ("scarce", "supervised", "-c", "finetune-s3l", "--init", str(RUNS / moco), *_budget(labels, seed),
@@ -236,8 +257,8 @@ def supervised_all_reusable() -> bool:
     """Whether S with all labels is ``benchmarks.imagewoof96``'s arm B: the same command (``scarce supervised
     -c scott-cpu-96 --epochs 225``, split seed 0, seeds 0 and 1) on the same architecture. The study's
     levers other than the token grid are MIM-JEPA settings (targets, context, masks, the target encoder's
-    EMA, the two-view augmentation) that supervised training does not read; the token grid is the
-    architecture, and changes it."""
+    EMA, the two-view augmentation) that supervised training does not read (tested: moving them all leaves
+    its training bit for bit the same); the token grid is the architecture, and changes it."""
     from benchmarks.mimjepa_study import BASELINE
     from scarce.config import load_config
 
@@ -267,12 +288,36 @@ def reused_supervised_rows() -> list[dict[str, Any]]:
     return listed
 
 
-def run_step(step: Step, steps: dict[str, Step]) -> None:
+LEDGER = RESULTS_DIR / "label_efficiency.json"
+"""The committed results; its ``steps`` is the ledger: one entry per finished step (its rows, minutes and
+command), written as the step ends, so a result outlives the machine its run folder was on."""
+
+
+def load_ledger() -> dict[str, dict[str, Any]]:
+    return json.loads(LEDGER.read_text()).get("steps", {}) if LEDGER.exists() else {}
+
+
+def _save_entry(name: str, entry: dict[str, Any]) -> None:
+    payload = json.loads(LEDGER.read_text()) if LEDGER.exists() else {}
+    payload["steps"] = {**payload.get("steps", {}), name: entry}
+    LEDGER.parent.mkdir(parents=True, exist_ok=True)
+    LEDGER.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _check_ledger(steps: list[Step], ledger: dict[str, dict[str, Any]]) -> None:
+    """Refuse a ledger entry whose step the plan no longer has, or ran with another command (the recipe,
+    the study arm or the epochs changed since): its numbers would not be this table's."""
+    by_name = {step.name: step for step in steps}
+    for name, entry in ledger.items():
+        if name not in by_name:
+            raise SystemExit(f"{LEDGER}: step {name} is not in the plan any more; remove its entry to go on")
+        if entry["command"] != " ".join(by_name[name].command):
+            raise SystemExit(f"{LEDGER}: {name} was run as `{entry['command']}`, the plan now says otherwise")
+
+
+def run_step(step: Step) -> None:
     """Run one step (resuming a checkpointed run; an evaluation cut off is started again) and add its
     wall-clock and CPU seconds to ``benchmark_timing.json``."""
-    missing = [need for need in step.needs if not steps[need].finished]
-    if missing:
-        raise SystemExit(f"{step.name}: needs {', '.join(missing)} first")
     resume = not step.evaluates and RunDirectory(step.run_dir).has_checkpoint()
     if step.run_dir.exists() and not resume:  # cut off before its first checkpoint (or an evaluation)
         shutil.rmtree(step.run_dir)
@@ -282,16 +327,38 @@ def run_step(step: Step, steps: dict[str, Step]) -> None:
     run_timed(command, RUNS / f"{step.name}.log", record_in=step.run_dir)
 
 
+def build_needs(step: Step, by_name: dict[str, Step]) -> list[str]:
+    """Make every run ``step`` starts from available: a need done (in the ledger) whose folder is not on
+    this machine is run again with its own command (after its own needs), and the minutes of that
+    rebuild are added to its entry. Returns the names rebuilt (the step's row says so: a rebuild on
+    another machine is the same recipe, not bit for bit the same weights)."""
+    rebuilt: list[str] = []
+    for need in step.needs:
+        parent = by_name[need]
+        if parent.built:
+            continue
+        if need not in load_ledger():
+            raise SystemExit(f"{step.name}: needs {need} first")
+        rebuilt += build_needs(parent, by_name)
+        print(f"{need}: done, but its run folder is not on this machine: rebuilding it", flush=True)
+        run_step(parent)
+        entry = load_ledger()[need]
+        _save_entry(need, {**entry, "rebuilds": [*entry.get("rebuilds", []), _timing(parent)]})
+        rebuilt.append(need)
+    return rebuilt
+
+
 def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> None:
     by_name = {step.name: step for step in steps}
     unknown = sorted(set(only or ()) - set(by_name))
     if unknown:
         raise SystemExit(f"unknown steps {unknown}; `python -m benchmarks.label_efficiency plan` lists them")
+    _check_ledger(steps, load_ledger())
     started = time.monotonic()
     for step in steps:
         if only and step.name not in only:
             continue
-        if step.finished:
+        if step.name in load_ledger():
             print(f"{step.name}: done", flush=True)
             continue
         if max_hours is not None and time.monotonic() - started > 3600 * max_hours:
@@ -300,7 +367,9 @@ def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> N
         if (RUNS / "PAUSE").exists():
             print(f"stopping before {step.name}: {RUNS / 'PAUSE'} exists", flush=True)
             break
-        run_step(step, by_name)
+        rebuilt = build_needs(step, by_name)
+        run_step(step)
+        record(step, by_name, rebuilt)
 
 
 def _timing(step: Step) -> dict[str, Any]:
@@ -320,10 +389,7 @@ def _timing(step: Step) -> dict[str, Any]:
 
 
 def _pretraining_of(step: Step, by_name: dict[str, Step]) -> Step | None:
-    """The pretraining a step's model descends from (through its teacher or start), if any (S and S+aux
-    need a pretrained run only for its architecture: ``--random-init``)."""
-    if step.arm in ("S", "S+aux"):
-        return None
+    """The pretraining a step's model descends from (through its teacher or start), if any."""
     for need in step.needs:
         parent = by_name[need]
         if parent.arm.startswith("pretrain"):
@@ -334,57 +400,66 @@ def _pretraining_of(step: Step, by_name: dict[str, Step]) -> Step | None:
     return None
 
 
-def rows(steps: list[Step]) -> list[dict[str, Any]]:
-    """One row per finished arm step and probe family, with the test metrics and the minutes of the step
-    itself, of its chain (teacher, start), and of the pretraining it descends from (shared, counted once
-    per seed in the table's notes)."""
-    by_name = {step.name: step for step in steps}
-    listed = []
-    for step in steps:
-        if step.results_path is None or not step.finished:
-            continue
-        results = json.loads(step.results_path.read_text())
-        chain, parent = [], step
-        while (
-            parent.arm not in ("S", "S+aux")
-            and parent.needs
-            and not by_name[parent.needs[0]].arm.startswith("pretrain")
-        ):
-            parent = by_name[parent.needs[0]]
-            chain.append(parent)
-        pretraining = _pretraining_of(step, by_name)
-        own = _timing(step)
-        chain_minutes = [_timing(link)["cpu_minutes"] for link in chain]
-        chain_cpu = None if None in chain_minutes else sum(chain_minutes)  # type: ignore[arg-type]
-        distillation = step.run_dir / "distillation.json"
-        flops_ratio = json.loads(distillation.read_text())["flops_ratio"] if distillation.exists() else None
-        if flops_ratio is not None and flops_ratio > MAX_STUDENT_FLOPS_RATIO:
-            raise SystemExit(f"{step.name}: the student costs {flops_ratio:.2f}x its teacher's FLOPs (at most 0.5)")
-        for result in results["results"]:
-            test = result.get("test")
-            if not test:
-                continue  # probes not selected in their family are not tested
-            listed.append({
-                "step": step.name,
-                "arm": step.arm,
-                "labels_per_class": step.labels_per_class,
-                "seed": step.seed,
-                "family": result["family"],
-                "probe": result["probe"],
-                "selected": result.get("selected"),
-                "test": {key: test[key] for key in ("top1", "top5", "mean_per_class", "f1_macro", "auroc_macro")},
-                "labels_used": results["protocol"].get("labels_used"),
-                "selection": results["protocol"].get("selection"),
-                **own,
-                "chain_cpu_minutes": chain_cpu,
-                "student_flops_ratio": flops_ratio,
-                "chain": [link.name for link in chain],
-                "pretraining": None if pretraining is None else pretraining.name,
-                "pretraining_cpu_minutes": None if pretraining is None else _timing(pretraining)["cpu_minutes"],
-                "command": " ".join(step.command),
-                "fingerprints": results["protocol"].get("fingerprints"),
-            })  # fmt: skip
-    return listed
+def _chain(step: Step, by_name: dict[str, Step]) -> list[Step]:
+    """The runs a step starts from, short of the pretraining (U: its T; K: its U and that U's T)."""
+    chain, parent = [], step
+    while parent.needs and not by_name[parent.needs[0]].arm.startswith("pretrain"):
+        parent = by_name[parent.needs[0]]
+        chain.append(parent)
+    return chain
+
+
+def record(step: Step, by_name: dict[str, Step], rebuilt: tuple[str, ...] | list[str] = ()) -> None:
+    """Write a finished step into the ledger: a pretraining's minutes and command, or an arm's rows (one
+    per probe family tested) with the test metrics, the labels used, its minutes, those of its chain and
+    of the pretraining it descends from (shared, counted once per seed in the table's notes)."""
+    own = _timing(step)
+    entry: dict[str, Any] = {
+        "command": " ".join(step.command),
+        "machine": environment_info()["processor"],
+        "timing": own,
+        "rebuilt_needs": list(rebuilt),
+    }
+    if step.results_path is None:
+        _save_entry(step.name, entry)
+        return
+    ledger = load_ledger()
+    results = json.loads(step.results_path.read_text())
+    chain = _chain(step, by_name)
+    chain_minutes = [ledger[link.name]["timing"]["cpu_minutes"] for link in chain]
+    chain_cpu = None if None in chain_minutes else sum(chain_minutes)  # type: ignore[arg-type]
+    pretraining = _pretraining_of(step, by_name)
+    pretraining_cpu = None if pretraining is None else ledger[pretraining.name]["timing"]["cpu_minutes"]
+    distillation = step.run_dir / "distillation.json"
+    flops_ratio = json.loads(distillation.read_text())["flops_ratio"] if distillation.exists() else None
+    if flops_ratio is not None and flops_ratio > MAX_STUDENT_FLOPS_RATIO:
+        raise SystemExit(f"{step.name}: the student costs {flops_ratio:.2f}x its teacher's FLOPs (at most 0.5)")
+    entry["rows"] = [
+        {
+            "step": step.name,
+            "arm": step.arm,
+            "labels_per_class": step.labels_per_class,
+            "seed": step.seed,
+            "family": result["family"],
+            "probe": result["probe"],
+            "selected": result.get("selected"),
+            "test": {key: result["test"][key] for key in ("top1", "top5", "mean_per_class", "f1_macro", "auroc_macro")},
+            "labels_used": results["protocol"].get("labels_used"),
+            "selection": results["protocol"].get("selection"),
+            **own,
+            "chain_cpu_minutes": chain_cpu,
+            "student_flops_ratio": flops_ratio,
+            "chain": [link.name for link in chain],
+            "rebuilt_needs": list(rebuilt),
+            "pretraining": None if pretraining is None else pretraining.name,
+            "pretraining_cpu_minutes": pretraining_cpu,
+            "command": entry["command"],
+            "fingerprints": results["protocol"].get("fingerprints"),
+        }
+        for result in results["results"]
+        if result.get("test")  # probes not selected in their family are not tested
+    ]  # fmt: skip
+    _save_entry(step.name, entry)
 
 
 PLOTTED_FAMILY = {"F": "linear"}  # F's line: the linear probe (it beat attentive and kNN at 10 and 30 on dev)
@@ -426,12 +501,15 @@ def _summary(listed: list[dict[str, Any]]) -> list[str]:
 
 def report() -> None:
     study_arm = _study_arm()
-    steps = plan(study_arm)
-    listed = rows(steps) + (reused_supervised_rows() if supervised_all_reusable() else [])
+    steps, ledger = plan(study_arm), load_ledger()
+    _check_ledger(steps, ledger)
+    done = [step for step in steps if step.name in ledger]
+    listed = [row for step in done for row in ledger[step.name].get("rows", [])]
+    listed += reused_supervised_rows() if supervised_all_reusable() else []
     pretrainings = {
-        step.name: {"command": " ".join(step.command), **_timing(step)}
-        for step in steps
-        if step.arm.startswith("pretrain") and step.finished
+        step.name: {"command": ledger[step.name]["command"], **ledger[step.name]["timing"]}
+        for step in done
+        if step.arm.startswith("pretrain")
     }
     lines = [
         "The label-efficiency table on Imagewoof 96 px (the evaluation set: recipes fixed on Imagenette",
@@ -472,7 +550,8 @@ def report() -> None:
     lines += ["", "Commands (from the repository root):", ""]
     commands = {row["step"]: row["command"] for row in listed}  # one per step (F has a row per family)
     lines += [f"- {step}: `{command}`" for step, command in commands.items()]
-    payload = {**run_header(), "data": DATA, "study_arm": study_arm, "pretraining": pretrainings, "rows": listed}
+    payload = {**run_header(), "data": DATA, "study_arm": study_arm, "pretraining": pretrainings, "rows": listed,
+               "steps": ledger}  # fmt: skip
     write_results("label_efficiency", payload, "\n".join(lines) + "\n")
     plot(listed)
 

@@ -4,18 +4,23 @@ sees no label, every arm starts from the run it claims, and a row counts the min
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from benchmarks import label_efficiency as table
 from benchmarks import mimjepa_study
 
-from scarce.cli import build_parser
+from scarce.cli import build_parser, main
+from scarce.engine.checkpoint import load_checkpoint
+from tests.helpers import IMAGENETTE, needs_data
 
 
 @pytest.fixture
 def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[table.Step]:
     monkeypatch.setattr(table, "RUNS", tmp_path)
+    monkeypatch.setattr(table, "LEDGER", tmp_path / "ledger.json")  # never the committed results
     return table.plan("centred")
 
 
@@ -48,8 +53,9 @@ def test_each_arm_starts_from_the_run_it_claims(steps: list[table.Step], tmp_pat
         budget = "all" if step.labels_per_class is None else step.labels_per_class
         pretrained = str(tmp_path / f"pretrain-s{step.seed}")
         if step.arm in ("S", "S+aux") and step.labels_per_class is not None:
-            # the first seed's pretrained run gives the architecture only
-            assert step.command[1:4] == ("finetune", str(tmp_path / "pretrain-s0"), "--random-init"), step.name
+            # the preset gives the architecture only
+            assert step.command[1:4] == ("finetune", table.PRESET, "--random-init"), step.name
+            assert not step.needs, step.name
         elif step.arm in ("S", "S+aux"):
             assert step.command[1] == "supervised" and "--init" not in step.command, step.name
         elif step.arm == "F":  # the encoder file: evaluate then carves its usual split for all labels
@@ -97,26 +103,65 @@ def test_every_command_parses(steps: list[table.Step]) -> None:
             parser.parse_args([*step.command[1:], "--resume"])
 
 
+def _fake_run(step: table.Step, cpu_seconds: float = 60.0) -> None:
+    """What a finished step leaves: its marker file, its calls' minutes, its epochs."""
+    step.run_dir.mkdir(parents=True, exist_ok=True)
+    (step.run_dir / "benchmark_timing.json").write_text(json.dumps({"wall_seconds": 1.0, "cpu_seconds": cpu_seconds}))
+    (step.run_dir / "epochs.jsonl").write_text('{"seconds": 30}\n{"seconds": 30}\n')
+    if step.results_path is None:
+        (step.run_dir / "encoder.safetensors").write_bytes(b"")
+        return
+    test = {"top1": 0.5, "top5": 0.9, "mean_per_class": 0.5, "f1_macro": 0.49, "auroc_macro": 0.8}
+    results = [{"family": "finetune", "probe": "simple", "test": test}, {"family": "linear", "probe": "x"}]
+    step.results_path.write_text(json.dumps({"results": results, "protocol": {"labels_used": {"train": 100}}}))
+
+
 def test_rows_count_the_chain_and_the_pretraining(steps: list[table.Step]) -> None:
     by_name = {step.name: step for step in steps}
-    test = {"top1": 0.5, "top5": 0.9, "mean_per_class": 0.5, "f1_macro": 0.49, "auroc_macro": 0.8}
-    results = {"results": [{"family": "distill", "probe": "student", "test": test}], "protocol": {}}
-    (by_name["K-10-s0"].run_dir).mkdir(parents=True)
-    (by_name["K-10-s0"].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.44}))
     for name, cpu_seconds in (("pretrain-s0", 600.0), ("T-10-s0", 60.0), ("U-10-s0", 120.0), ("K-10-s0", 30.0)):
-        run = by_name[name].run_dir
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "benchmark_timing.json").write_text(json.dumps({"wall_seconds": 1.0, "cpu_seconds": cpu_seconds}))
-        (run / "epochs.jsonl").write_text('{"seconds": 30}\n{"seconds": 30}\n')
+        _fake_run(by_name[name], cpu_seconds)
         if name == "K-10-s0":
-            (run / "results.json").write_text(json.dumps(results))
-    [row] = table.rows(steps)
+            (by_name[name].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.44}))
+        table.record(by_name[name], by_name)
+    [row] = table.load_ledger()["K-10-s0"]["rows"]  # the untested linear result is no row
     assert (row["step"], row["chain"], row["pretraining"]) == ("K-10-s0", ["U-10-s0", "T-10-s0"], "pretrain-s0")
     assert (row["cpu_minutes"], row["chain_cpu_minutes"], row["pretraining_cpu_minutes"]) == (0.5, 3.0, 10.0)
-    assert (row["epoch_minutes"], row["student_flops_ratio"]) == (1.0, 0.44)
+    assert (row["epoch_minutes"], row["student_flops_ratio"], row["labels_used"]) == (1.0, 0.44, {"train": 100})
     (by_name["K-10-s0"].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.6}))
     with pytest.raises(SystemExit, match=r"0\.60x its teacher's FLOPs"):
-        table.rows(steps)
+        table.record(by_name["K-10-s0"], by_name)
+
+
+def test_a_done_step_is_skipped_and_a_lost_run_it_needs_is_rebuilt(
+    steps: list[table.Step], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_name = {step.name: step for step in steps}
+    for name in ("pretrain-s0", "T-10-s0"):  # done in an earlier session, on a machine since lost
+        _fake_run(by_name[name])
+        table.record(by_name[name], by_name)
+        shutil.rmtree(by_name[name].run_dir)
+    ran: list[str] = []
+    monkeypatch.setattr(table, "run_step", lambda step: (ran.append(step.name), _fake_run(step)))
+
+    table.run(steps, ["U-10-s0"], None)
+    table.run(steps, ["U-10-s0", "T-10-s0"], None)  # all done: nothing runs again
+
+    assert ran == ["pretrain-s0", "T-10-s0", "U-10-s0"]
+    ledger = table.load_ledger()
+    assert ledger["U-10-s0"]["rows"][0]["rebuilt_needs"] == ["pretrain-s0", "T-10-s0"]
+    assert len(ledger["T-10-s0"]["rebuilds"]) == 1 and len(ledger["pretrain-s0"]["rebuilds"]) == 1
+    with pytest.raises(SystemExit, match="K-30-s0: needs U-30-s0 first"):
+        table.run(steps, ["K-30-s0"], None)
+
+
+def test_a_ledger_entry_run_with_another_command_is_refused(steps: list[table.Step]) -> None:
+    by_name = {step.name: step for step in steps}
+    _fake_run(by_name["S-10-s0"])
+    table.record(by_name["S-10-s0"], by_name)
+    entry = table.load_ledger()["S-10-s0"]
+    table._save_entry("S-10-s0", {**entry, "command": entry["command"] + " --epochs 5"})
+    with pytest.raises(SystemExit, match="S-10-s0 was run as"):
+        table.run(steps, ["S-30-s0"], None)
 
 
 def test_the_table_refuses_a_study_arm_the_preset_does_not_carry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,3 +170,26 @@ def test_the_table_refuses_a_study_arm_the_preset_does_not_carry(monkeypatch: py
     monkeypatch.setattr(table, "STUDY_ARM", "other")
     with pytest.raises(SystemExit, match="not the study arm 'other'"):
         table._study_arm()
+
+
+@needs_data
+def test_supervised_training_does_not_read_the_study_levers(tmp_path: Path) -> None:
+    """What :func:`~benchmarks.label_efficiency.supervised_all_reusable` rests on: every lever of the study
+    but the architecture's, all moved at once, leaves ``scarce supervised`` training exactly as before."""
+    levers = {o.split("=")[0]: o for arm in mimjepa_study.ARMS.values() for o in arm.overrides if "model." not in o}
+    assert {"mimjepa.context", "schedule.ema_start", "augmentation.mode"} <= set(levers)
+
+    def train(name: str, settings: list[str]) -> tuple[list[float], dict[str, torch.Tensor]]:
+        sets = [argument for setting in settings for argument in ("--set", setting)]
+        arguments = ["supervised", "-c", table.PRESET, "--data", f"npz:{IMAGENETTE}", "--labels-per-class", "2"]
+        arguments += ["--epochs", "3", "--stop-after-epoch", "2", "--batch-size", "10", "--seed", "0"]
+        quiet = ["--workers", "0", "--no-progress", "--set", "run.tensorboard=false"]
+        assert main([*arguments, "-o", str(tmp_path / name), *quiet, *sets]) == 0
+        losses = [json.loads(line)["loss"] for line in (tmp_path / name / "epochs.jsonl").read_text().splitlines()]
+        return losses, load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")["method"]
+
+    baseline_losses, baseline_weights = train("baseline", list(mimjepa_study.BASELINE))
+    losses, weights = train("levers", [*mimjepa_study.BASELINE, *levers.values()])
+    assert len(losses) == 2 and losses == baseline_losses
+    assert weights.keys() == baseline_weights.keys()
+    assert all(torch.equal(weights[key], baseline_weights[key]) for key in weights)
