@@ -206,13 +206,19 @@ def scores(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def load_results() -> dict[str, Any]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
 def load_rows() -> list[dict[str, Any]]:
-    return json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+    return load_results().get("runs", [])
 
 
 def save_row(row: dict[str, Any]) -> None:
+    """Add (or replace) one finished run in the committed results, keeping the rest of the file."""
+    results = load_results()
     rows = [r for r in load_rows() if (r["arm"], r["minutes"], r["seed"]) != (row["arm"], row["minutes"], row["seed"])]
-    RESULTS.write_text(json.dumps({"runs": [*rows, row]}, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({**results, "runs": [*rows, row]}, indent=2) + "\n")
 
 
 def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
@@ -326,10 +332,10 @@ def report() -> None:
             row["note"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    unfinished = _unfinished_runs(rows)
+    unfinished = unfinished_runs(rows, load_results().get("unfinished", []))
     if unfinished:
-        lines += ["", "Started and not finished (kept resumable; no score):", ""]
-        lines += [f"- {line}" for line in unfinished]
+        lines += ["", "Started and not finished (resumable while their folder is here; no score):", ""]
+        lines += [f"- {_unfinished_line(entry)}" for entry in unfinished]
     lines += ["", "Commands:", ""]
     for row in rows:
         if "pretrain_command" in row:
@@ -337,7 +343,7 @@ def report() -> None:
             lines.append(f"  then `{row['evaluate_command']}`")
         else:
             lines.append(f"- {row['arm']} (seed {row['seed']}): `{row['evaluate_command']}`")
-    payload = {**run_header(), "calibration": calibration, "runs": rows}
+    payload = {**run_header(), "calibration": calibration, "runs": rows, "unfinished": unfinished}
     markdown = "\n".join(lines) + "\n"
     write_results("mimjepa_study", payload, markdown)
     plot(rows)
@@ -349,19 +355,33 @@ STOPPED = {
 """Why a started run was left unfinished, by run folder name."""
 
 
-def _unfinished_runs(rows: list[dict[str, Any]]) -> list[str]:
-    """Every run folder with epochs but no row: its arm, budget, epochs done of its budget and why."""
+def unfinished_runs(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every started run without a row: the run folders here, and the ``recorded`` ones (the committed
+    results' ``unfinished``) whose folder is gone with the machine of their session (kept, so the table
+    lists every run tried even on a new machine). A row of the same run ends its entry."""
     finished = {run_dir(row["arm"], row["minutes"], row["seed"]).name for row in rows}
-    listed = []
+    found: dict[str, dict[str, Any]] = {}
     for folder in sorted(RUNS.glob("*-*m-s*")) if RUNS.exists() else []:
         match = re.fullmatch(r"(?P<arm>.+)-(?P<minutes>\d+)m-s(?P<seed>\d+)", folder.name)
         if match is None or folder.name in finished or match["arm"] not in ARMS:
             continue
-        done, budget = len(read_epochs(folder)), budget_epochs(match["arm"], int(match["minutes"]))
-        why = STOPPED.get(folder.name, "running or interrupted")
-        arm, minutes, seed = match["arm"], match["minutes"], match["seed"]
-        listed.append(f"{arm} ({minutes} min, seed {seed}): {done} of {budget} epochs; {why}")
-    return listed
+        minutes = int(match["minutes"])
+        found[folder.name] = {
+            "run": folder.name, "arm": match["arm"], "minutes": minutes, "seed": int(match["seed"]),
+            "epochs_done": len(read_epochs(folder)), "budget": budget_epochs(match["arm"], minutes),
+            "why": STOPPED.get(folder.name, "running or interrupted"), "folder_lost": False,
+        }  # fmt: skip
+    for entry in recorded:
+        if entry["run"] not in finished and entry["run"] not in found:
+            found[entry["run"]] = {**entry, "folder_lost": True}
+    return list(found.values())
+
+
+def _unfinished_line(entry: dict[str, Any]) -> str:
+    done = "?" if entry["epochs_done"] is None else entry["epochs_done"]
+    lost = "; its run folder was lost with its session's machine" if entry["folder_lost"] else ""
+    run = f"{entry['arm']} ({entry['minutes']} min, seed {entry['seed']})"
+    return f"{run}: {done} of {entry['budget']} epochs; {entry['why']}{lost}"
 
 
 def plot(rows: list[dict[str, Any]]) -> None:

@@ -28,3 +28,23 @@ def test_an_arm_differs_from_the_baseline_only_in_its_levers() -> None:
         }
         assert moved <= {_key(override) for override in arm.overrides}, arm.name
         assert moved or not arm.overrides, f"{arm.name}: its overrides change nothing"
+
+
+def test_started_runs_stay_listed_when_their_folder_is_lost(tmp_path, monkeypatch) -> None:
+    import benchmarks.mimjepa_study as study
+
+    monkeypatch.setattr(study, "RUNS", tmp_path)
+    here = tmp_path / "visible-30m-s1"
+    here.mkdir()
+    (here / "epochs.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    lost = {"run": "ijepa-30m-s1", "arm": "ijepa", "minutes": 30, "seed": 1, "epochs_done": 5, "budget": 83,
+            "why": "interrupted", "folder_lost": False}  # fmt: skip
+    finished_since = {**lost, "run": "centred-30m-s1", "arm": "centred"}
+    rows = [{"arm": "centred", "minutes": 30, "seed": 1}]
+
+    listed = {entry["run"]: entry for entry in study.unfinished_runs(rows, [lost, finished_since])}
+
+    assert set(listed) == {"visible-30m-s1", "ijepa-30m-s1"}
+    assert listed["visible-30m-s1"]["epochs_done"] == 2 and not listed["visible-30m-s1"]["folder_lost"]
+    assert listed["ijepa-30m-s1"]["folder_lost"] and listed["ijepa-30m-s1"]["epochs_done"] == 5
+    assert "lost with its session's machine" in study._unfinished_line(listed["ijepa-30m-s1"])
