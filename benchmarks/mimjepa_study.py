@@ -301,13 +301,13 @@ def report() -> None:
         "on the carved validation split (val, 150 images) and on Imagenette's official val split (dev, 500 images).",
         "",
         "Speed: seconds per epoch in the idle calibration (comparable across arms); pretraining minutes as",
-        "measured in the run itself. Other work on the machine inflates them: `load` is measured over",
-        "expected minutes (epochs x idle s/epoch); 1.0 = an idle machine. The scores do not depend on it",
-        "(fixed epochs, deterministic runs).",
+        "measured in the run itself, on the CPU of its session (`machine`). `measured / calibrated` divides",
+        "them by epochs x calibrated s/epoch: above 1 means other work on the machine or a slower CPU than",
+        "the calibration's, below 1 a faster CPU. The scores depend on neither (fixed epochs, deterministic runs).",
         "",
         "| arm | min | seed | epochs | s/epoch (idle) | rank 1st → last | linear val / dev | kNN val / dev "
-        "| attentive val / dev | pretrain min (measured) | load | what |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| attentive val / dev | pretrain min (measured) | measured / calibrated | machine | what |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         rank = row.get("effective_rank")
@@ -329,6 +329,7 @@ def report() -> None:
             f"{_cell(row, 'attentive', 'val_top1')} / {_cell(row, 'attentive', 'dev_top1')}",
             wall,
             load,
+            row.get("environment", {}).get("processor", "?"),
             row["note"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
