@@ -80,6 +80,17 @@ def run_timed(command: list[str], log: Path | None = None, record_in: Path | Non
     return wall, cpu
 
 
+def commit_results(paths: list[Path], message: str) -> None:
+    """``git commit`` exactly ``paths`` (results files) with ``message``, so a long benchmark's finished parts
+    outlive a session that stops without warning; nothing else staged is committed."""
+    added = subprocess.run(["git", "add", "--", *map(str, paths)], cwd=RESULTS_DIR)
+    committed = added.returncode == 0 and (
+        subprocess.run(["git", "commit", "-q", "-m", message, "--", *map(str, paths)], cwd=RESULTS_DIR).returncode == 0
+    )
+    if not committed:  # the benchmark goes on: its results file is written, only the commit is left to do
+        print(f"warning: could not commit {', '.join(map(str, paths))}; commit it by hand", flush=True)
+
+
 def add_timing(run_dir: Path, wall: float, cpu: float) -> dict[str, Any]:
     """Add one call's ``(wall, cpu)`` seconds to ``run_dir/benchmark_timing.json`` (a resumed run is
     timed over all its calls) and return the record."""

@@ -37,9 +37,10 @@ shared by F, T, U and K of that seed, and counted once. Every step records its w
 minutes (user + system of the ``scarce`` process; they are less sensitive to other work on the machine).
 
 Runs live in ``$SCARCE_BENCHMARK_RUNS/label-efficiency`` (default ``/work/runs``). A finished step goes
-into the committed results at once (:data:`LEDGER`): ``run`` skips it in every later session, and
-rebuilds its run folder with the same command only where a later step needs it and the folder did not
-survive the session's machine. An interrupted step resumes from its last checkpoint.
+into the results file at once (:data:`LEDGER`; ``run --commit`` also commits it): ``run`` skips it in
+every later session, and rebuilds its run folder with the same command only where a later step needs it
+and the folder did not survive the session's machine. An interrupted step resumes from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGEWOOF, RESULTS_DIR, finish_plot, run_header, run_timed, write_results
+from benchmarks.common import (
+    DATASETS,
+    IMAGEWOOF,
+    RESULTS_DIR,
+    commit_results,
+    finish_plot,
+    run_header,
+    run_timed,
+    write_results,
+)
 from scarce.engine.run_dir import RunDirectory
 from scarce.runtime import environment_info
 
@@ -304,14 +314,21 @@ def _save_entry(name: str, entry: dict[str, Any]) -> None:
     LEDGER.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+def _portable(command: str, runs: str, datasets: str) -> str:
+    """``command`` with its machine's folders (runs, data sets) as ``$RUNS`` / ``$DATASETS``."""
+    return command.replace(runs, "$RUNS").replace(datasets, "$DATASETS")
+
+
 def _check_ledger(steps: list[Step], ledger: dict[str, dict[str, Any]]) -> None:
     """Refuse a ledger entry whose step the plan no longer has, or ran with another command (the recipe,
-    the study arm or the epochs changed since): its numbers would not be this table's."""
+    the study arm or the epochs changed since; the folders of runs and data sets may differ): its numbers
+    would not be this table's."""
     by_name = {step.name: step for step in steps}
     for name, entry in ledger.items():
         if name not in by_name:
             raise SystemExit(f"{LEDGER}: step {name} is not in the plan any more; remove its entry to go on")
-        if entry["command"] != " ".join(by_name[name].command):
+        then = _portable(entry["command"], entry["runs"], entry["datasets"])
+        if then != _portable(" ".join(by_name[name].command), str(RUNS), str(DATASETS)):
             raise SystemExit(f"{LEDGER}: {name} was run as `{entry['command']}`, the plan now says otherwise")
 
 
@@ -335,10 +352,10 @@ def build_needs(step: Step, by_name: dict[str, Step]) -> list[str]:
     rebuilt: list[str] = []
     for need in step.needs:
         parent = by_name[need]
+        if need not in load_ledger():  # recorded needs had their own needs recorded
+            raise SystemExit(f"{step.name}: needs {need} first")
         if parent.built:
             continue
-        if need not in load_ledger():
-            raise SystemExit(f"{step.name}: needs {need} first")
         rebuilt += build_needs(parent, by_name)
         print(f"{need}: done, but its run folder is not on this machine: rebuilding it", flush=True)
         run_step(parent)
@@ -348,7 +365,10 @@ def build_needs(step: Step, by_name: dict[str, Step]) -> list[str]:
     return rebuilt
 
 
-def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> None:
+def run(steps: list[Step], only: list[str] | None, max_hours: float | None, commit: bool = False) -> None:
+    """Run the steps not in the ledger, in order (``only``: these), recording each as it ends (``commit``:
+    and committing the results file, for sessions that stop without warning). ``max_hours``: start no new
+    step after that many hours (a step's rebuilds of lost runs count as part of it)."""
     by_name = {step.name: step for step in steps}
     unknown = sorted(set(only or ()) - set(by_name))
     if unknown:
@@ -368,8 +388,11 @@ def run(steps: list[Step], only: list[str] | None, max_hours: float | None) -> N
             print(f"stopping before {step.name}: {RUNS / 'PAUSE'} exists", flush=True)
             break
         rebuilt = build_needs(step, by_name)
-        run_step(step)
+        if not step.built:  # built but not in the ledger: its record was cut off, it is not run again
+            run_step(step)
         record(step, by_name, rebuilt)
+        if commit:
+            commit_results([LEDGER], f"Label-efficiency table: {step.name} done")
 
 
 def _timing(step: Step) -> dict[str, Any]:
@@ -416,6 +439,8 @@ def record(step: Step, by_name: dict[str, Step], rebuilt: tuple[str, ...] | list
     own = _timing(step)
     entry: dict[str, Any] = {
         "command": " ".join(step.command),
+        "runs": str(RUNS),
+        "datasets": str(DATASETS),
         "machine": environment_info()["processor"],
         "timing": own,
         "rebuilt_needs": list(rebuilt),
@@ -522,7 +547,9 @@ def report() -> None:
         "validation. Minutes are the step's own; `+ chain` adds the runs it starts from (U: its T; K: its",
         "teacher U and that U's T); pretraining is listed below and shared by F, T, U and K of a seed. A",
         "step's minutes cover every call the benchmark made (a resumed run: all of them); a call lost with its",
-        "session is not counted (its epochs are, in the run's `epochs.jsonl`).",
+        "session is not counted. A run folder lost with its session's machine and needed by a later step",
+        "was rebuilt with its own command: that step's row names it (`rebuilt_needs` in the JSON, whose",
+        "`steps` also keep each rebuild's minutes); the table's minutes are the original run's.",
         "",
         "Recipes: each was fixed on Imagenette before this table, except S+aux at 10 and 30 labels per class:",
         "DRLoc was chosen with all labels (`scarce supervised`), and is applied here unchanged on top of S's",
@@ -611,6 +638,7 @@ def main() -> None:
     parser.add_argument("action", choices=("plan", "run", "report"))
     parser.add_argument("--only", nargs="*", help="step names (default: every step, in order)")
     parser.add_argument("--max-hours", type=float, help="start no new step after this many hours")
+    parser.add_argument("--commit", action="store_true", help="git-commit the results file after each step")
     args = parser.parse_args()
     if args.action == "report":
         report()
@@ -621,7 +649,7 @@ def main() -> None:
             needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
             print(f"{step.name}{needs}\n    {' '.join(step.command)}")
         return
-    run(steps, args.only, args.max_hours)
+    run(steps, args.only, args.max_hours, args.commit)
     report()
 
 

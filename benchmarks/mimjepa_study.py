@@ -41,7 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import IMAGENETTE, RESULTS_DIR, finish_plot, matmul_gflops, run_header, run_timed, write_results
+from benchmarks.common import (
+    IMAGENETTE,
+    RESULTS_DIR,
+    commit_results,
+    finish_plot,
+    matmul_gflops,
+    run_header,
+    run_timed,
+    write_results,
+)
 
 RUNS = Path(os.environ.get("SCARCE_BENCHMARK_RUNS", "/work/runs")) / "mimjepa-study"
 DATA = f"npz:{IMAGENETTE}"
@@ -271,7 +280,9 @@ def run_arm(name: str, minutes: int, seed: int) -> dict[str, Any]:
     return row
 
 
-def run(arms: list[str], minutes: int, seed: int) -> None:
+def run(arms: list[str], minutes: int, seed: int, commit: bool = False) -> None:
+    """Run each arm not yet in the results, in order; after each, write the report (``commit``: and
+    git-commit it, for sessions that stop without warning)."""
     finished = {(r["arm"], r["minutes"], r["seed"]) for r in load_rows()}
     for name in arms:
         if (name, minutes, seed) in finished:
@@ -282,6 +293,10 @@ def run(arms: list[str], minutes: int, seed: int) -> None:
         row = run_arm(name, minutes, seed)
         linear = row["scores"].get("linear", {})
         print(f"{name}: dev linear {linear.get('dev_top1', float('nan')):.3f}", flush=True)
+        report()
+        if commit:
+            outputs = [RESULTS_DIR / f"mimjepa_study.{suffix}" for suffix in ("json", "md", "png")]
+            commit_results(outputs, f"MIM-JEPA study: {name} at {minutes} minutes, seed {seed}")
     report()
 
 
@@ -424,6 +439,7 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (and random-init for run)")
     parser.add_argument("--minutes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--commit", action="store_true", help="run: git-commit the results after each arm")
     args = parser.parse_args()
     arms = [name for name in args.arms.split(",") if name]
     unknown = [name for name in arms if name not in ARMS and name != RANDOM_INIT]
@@ -432,7 +448,7 @@ def main() -> None:
     if args.action == "calibrate":
         calibrate([name for name in arms if name != RANDOM_INIT])
     elif args.action == "run":
-        run(arms, args.minutes, args.seed)
+        run(arms, args.minutes, args.seed, args.commit)
     else:
         report()
 

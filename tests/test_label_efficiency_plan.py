@@ -154,14 +154,29 @@ def test_a_done_step_is_skipped_and_a_lost_run_it_needs_is_rebuilt(
         table.run(steps, ["K-30-s0"], None)
 
 
-def test_a_ledger_entry_run_with_another_command_is_refused(steps: list[table.Step]) -> None:
+def test_a_ledger_entry_run_with_another_command_is_refused(
+    steps: list[table.Step], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     by_name = {step.name: step for step in steps}
     _fake_run(by_name["S-10-s0"])
     table.record(by_name["S-10-s0"], by_name)
+    monkeypatch.setattr(table, "run_step", lambda step: pytest.fail(f"{step.name} ran"))
+    monkeypatch.setattr(table, "RUNS", tmp_path / "elsewhere")  # another machine's folders: the same commands
+    table._check_ledger(table.plan("centred"), table.load_ledger())
     entry = table.load_ledger()["S-10-s0"]
     table._save_entry("S-10-s0", {**entry, "command": entry["command"] + " --epochs 5"})
     with pytest.raises(SystemExit, match="S-10-s0 was run as"):
-        table.run(steps, ["S-30-s0"], None)
+        table.run(table.plan("centred"), ["S-30-s0"], None)
+
+
+def test_a_step_built_but_not_recorded_is_recorded_without_running_again(
+    steps: list[table.Step], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_name = {step.name: step for step in steps}
+    _fake_run(by_name["pretrain-s0"])  # its record was cut off
+    monkeypatch.setattr(table, "run_step", lambda step: pytest.fail(f"{step.name} ran"))
+    table.run(steps, ["pretrain-s0"], None)
+    assert table.load_ledger()["pretrain-s0"]["timing"]["cpu_minutes"] == 1.0
 
 
 def test_the_table_refuses_a_study_arm_the_preset_does_not_carry(monkeypatch: pytest.MonkeyPatch) -> None:
