@@ -153,5 +153,5 @@ def finish_plot(figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, 
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(RESULTS_DIR / f"{name}.png", dpi=110)
+    figure.savefig(RESULTS_DIR / f"{name}.png", dpi=90)
     plt.close(figure)
