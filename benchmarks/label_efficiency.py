@@ -46,10 +46,12 @@ checkpoint.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,6 +316,20 @@ def _save_entry(name: str, entry: dict[str, Any]) -> None:
     LEDGER.write_text(json.dumps(payload, indent=2) + "\n")
 
 
+RECIPES = (PRESET, "finetune-cpu", "semisup-cpu", "distill-cpu", "mocov2-s3l", "finetune-s3l")
+"""The presets the table's commands read (those named, and the defaults of finetune, semisup, distill)."""
+
+
+def recipe_fingerprint() -> str:
+    """SHA-256 of every recipe the table runs, as loaded (presets with the code's defaults): a ledger entry
+    made under other recipes is refused even where its command reads the same (e.g. the preset's MIM-JEPA
+    settings changed, and with them every encoder the fine-tuned arms start from)."""
+    from scarce.config import load_config
+
+    recipes = {name: load_config(name, []).model_dump(mode="json") for name in RECIPES}
+    return hashlib.sha256(json.dumps(recipes, sort_keys=True).encode()).hexdigest()
+
+
 def _portable(command: str, runs: str, datasets: str) -> str:
     """``command`` with its machine's folders (runs, data sets) as ``$RUNS`` / ``$DATASETS``."""
     return command.replace(runs, "$RUNS").replace(datasets, "$DATASETS")
@@ -324,9 +340,12 @@ def _check_ledger(steps: list[Step], ledger: dict[str, dict[str, Any]]) -> None:
     the study arm or the epochs changed since; the folders of runs and data sets may differ): its numbers
     would not be this table's."""
     by_name = {step.name: step for step in steps}
+    recipes = recipe_fingerprint()
     for name, entry in ledger.items():
         if name not in by_name:
             raise SystemExit(f"{LEDGER}: step {name} is not in the plan any more; remove its entry to go on")
+        if entry.get("recipes") != recipes:
+            raise SystemExit(f"{LEDGER}: {name} was run with other recipes ({', '.join(RECIPES)} changed since)")
         then = _portable(entry["command"], entry["runs"], entry["datasets"])
         if then != _portable(" ".join(by_name[name].command), str(RUNS), str(DATASETS)):
             raise SystemExit(f"{LEDGER}: {name} was run as `{entry['command']}`, the plan now says otherwise")
@@ -365,21 +384,47 @@ def build_needs(step: Step, by_name: dict[str, Step]) -> list[str]:
     return rebuilt
 
 
-def run(steps: list[Step], only: list[str] | None, max_hours: float | None, commit: bool = False) -> None:
+def student_flops_ratio() -> float:
+    """The student's forward FLOPs per image over the teacher's (the preset's encoder), both at 96 px."""
+    from scarce.config import load_config
+    from scarce.flops import forward_flops_per_image
+    from scarce.models.encoder import Encoder
+    from scarce.models.registry import preset_config
+
+    teacher, student = load_config(PRESET, []).model.encoder_config(), preset_config(STUDENT)
+    flops = [forward_flops_per_image(Encoder(config), config.img_size) for config in (student, teacher)]
+    return flops[0] / flops[1]
+
+
+def _depends_on(step: Step, names: set[str], by_name: dict[str, Step]) -> bool:
+    """Whether ``step`` starts, directly or through its needs, from one of ``names``."""
+    return any(need in names or _depends_on(by_name[need], names, by_name) for need in step.needs)
+
+
+def run(steps: list[Step], only: list[str] | None, max_hours: float | None, commit: bool = False) -> list[str]:
     """Run the steps not in the ledger, in order (``only``: these), recording each as it ends (``commit``:
     and committing the results file, for sessions that stop without warning). ``max_hours``: start no new
-    step after that many hours (a step's rebuilds of lost runs count as part of it)."""
+    step after that many hours (a step's rebuilds of lost runs count as part of it). A step whose command
+    fails is left out of the ledger with the steps that start from it, and the others go on; returns the
+    failed steps' names."""
     by_name = {step.name: step for step in steps}
     unknown = sorted(set(only or ()) - set(by_name))
     if unknown:
         raise SystemExit(f"unknown steps {unknown}; `python -m benchmarks.label_efficiency plan` lists them")
     _check_ledger(steps, load_ledger())
-    started = time.monotonic()
+    if any(step.arm == "K" and step.name not in load_ledger() for step in steps):
+        ratio = student_flops_ratio()  # before hours of teachers, not after
+        if ratio > MAX_STUDENT_FLOPS_RATIO:
+            raise SystemExit(f"the student {STUDENT} costs {ratio:.2f}x its teacher's FLOPs (at most 0.5)")
+    started, failed = time.monotonic(), set[str]()
     for step in steps:
         if only and step.name not in only:
             continue
         if step.name in load_ledger():
             print(f"{step.name}: done", flush=True)
+            continue
+        if _depends_on(step, failed, by_name):
+            print(f"{step.name}: skipped, it starts from a failed step", flush=True)
             continue
         if max_hours is not None and time.monotonic() - started > 3600 * max_hours:
             print(f"stopping before {step.name}: --max-hours {max_hours} spent", flush=True)
@@ -387,12 +432,18 @@ def run(steps: list[Step], only: list[str] | None, max_hours: float | None, comm
         if (RUNS / "PAUSE").exists():
             print(f"stopping before {step.name}: {RUNS / 'PAUSE'} exists", flush=True)
             break
-        rebuilt = build_needs(step, by_name)
-        if not step.built:  # built but not in the ledger: its record was cut off, it is not run again
-            run_step(step)
+        try:
+            rebuilt = build_needs(step, by_name)
+            if not step.built:  # built but not in the ledger: its record was cut off, it is not run again
+                run_step(step)
+        except subprocess.CalledProcessError as error:  # its log (RUNS/NAME.log) says why
+            print(f"{step.name}: failed ({' '.join(error.cmd[:2])} exit {error.returncode}); going on", flush=True)
+            failed.add(step.name)
+            continue
         record(step, by_name, rebuilt)
         if commit:
             commit_results([LEDGER], f"Label-efficiency table: {step.name} done")
+    return sorted(failed)
 
 
 def _timing(step: Step) -> dict[str, Any]:
@@ -442,6 +493,7 @@ def record(step: Step, by_name: dict[str, Step], rebuilt: tuple[str, ...] | list
         "runs": str(RUNS),
         "datasets": str(DATASETS),
         "machine": environment_info()["processor"],
+        "recipes": recipe_fingerprint(),
         "timing": own,
         "rebuilt_needs": list(rebuilt),
     }
@@ -503,6 +555,13 @@ def _minutes(*values: float | None) -> str:
     return "?" if None in values else f"{sum(values):.1f}"  # type: ignore[arg-type]
 
 
+def _wall(row: dict[str, Any]) -> str:
+    """A row's wall minutes; a reused row's training epochs, where that is all its benchmark recorded."""
+    if row["wall_minutes"] is None and row.get("reused_from"):
+        return f"{row['epoch_minutes']:.1f} epochs"
+    return _minutes(row["wall_minutes"])
+
+
 def _summary(listed: list[dict[str, Any]]) -> list[str]:
     """Mean test top-1 (per seed in brackets) per arm and budget; the plotted family of F."""
     lines = ["| arm | " + " | ".join(f"{_label(labels)} labels/class" for labels in BUDGETS) + " |"]
@@ -551,9 +610,24 @@ def report() -> None:
         "was rebuilt with its own command: that step's row names it (`rebuilt_needs` in the JSON, whose",
         "`steps` also keep each rebuild's minutes); the table's minutes are the original run's.",
         "",
-        "Recipes: each was fixed on Imagenette before this table, except S+aux at 10 and 30 labels per class:",
-        "DRLoc was chosen with all labels (`scarce supervised`), and is applied here unchanged on top of S's",
-        "few-label recipe (`finetune-cpu` from random weights) without a development-set run of that pair.",
+        "Recipes: each was fixed on Imagenette before this table, with these exceptions and caveats:",
+        "",
+        "- S+aux at 10 and 30 labels per class: DRLoc was chosen with all labels (`scarce supervised`), and is",
+        "  applied here unchanged on top of S's few-label recipe without a development-set run of that pair.",
+        "- M's fine-tuning (`finetune-s3l`: the S3L paper's SGD recipe, 120 epochs) was not run on the development",
+        "  set first; it is the paper's recipe, not one tuned here.",
+        "- S is two recipes: with 10 and 30 labels per class `finetune-cpu` from random weights (the few-label",
+        "  scratch baseline, 100 epochs, last epoch tested); with all labels `scarce supervised -c scott-cpu-96`",
+        "  for 225 epochs (selection on the carved validation split).",
+        "- K's teacher is U, chosen on the development set before this table (U over T: +0.2 points at 10",
+        "  labels per class, one image of 500 and one seed, +1.4 at 30; `results/self_training.md`), and not",
+        "  changed after seeing these test scores.",
+        "- F's three rows (attentive, linear, kNN) come from one `scarce evaluate` call: each shows that call's",
+        "  minutes. The plot's F line is the linear probe, chosen on the development set.",
+        "- S with all labels reuses `benchmarks.imagewoof96` arm B where the architecture is unchanged: that",
+        "  benchmark recorded the minutes of its training epochs only (in the wall column, marked `epochs`)",
+        "  and no AUC.",
+        '- The plot puts "all" at 300 labels per class: 270 for training and 30 for validation per class.',
         "",
         "| arm | labels/class | seed | probe | top-1 | top-5 | mean/class | macro F1 | AUC | labels | "
         "wall min | CPU min | CPU min + chain |",
@@ -565,7 +639,7 @@ def report() -> None:
             f"| {row['arm']} | {_label(row['labels_per_class'])} | {row['seed']} | {row['family']}/{row['probe']} | "
             f"{_percent(test['top1'])} | {_percent(test['top5'])} | {_percent(test['mean_per_class'])} | "
             f"{_percent(test['f1_macro'])} | {_percent(test['auroc_macro'])} | "
-            f"{used.get('train', '?')} + {used.get('val', 0) or 0} | {_minutes(row['wall_minutes'])} | "
+            f"{used.get('train', '?')} + {used.get('val', 0) or 0} | {_wall(row)} | "
             f"{_minutes(row['cpu_minutes'])} | {_minutes(row['cpu_minutes'], row['chain_cpu_minutes'])} |"
         )
     lines += ["", "Pretraining (shared):", ""]
@@ -649,8 +723,10 @@ def main() -> None:
             needs = f"  (needs {', '.join(step.needs)})" if step.needs else ""
             print(f"{step.name}{needs}\n    {' '.join(step.command)}")
         return
-    run(steps, args.only, args.max_hours, args.commit)
+    failed = run(steps, args.only, args.max_hours, args.commit)
     report()
+    if failed:
+        raise SystemExit(f"failed (see their logs in {RUNS}): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

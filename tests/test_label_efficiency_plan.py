@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from benchmarks import label_efficiency as table
 from benchmarks import mimjepa_study
 
+import scarce.config
 from scarce.cli import build_parser, main
 from scarce.engine.checkpoint import load_checkpoint
 from tests.helpers import IMAGENETTE, needs_data
@@ -167,6 +169,52 @@ def test_a_ledger_entry_run_with_another_command_is_refused(
     table._save_entry("S-10-s0", {**entry, "command": entry["command"] + " --epochs 5"})
     with pytest.raises(SystemExit, match="S-10-s0 was run as"):
         table.run(table.plan("centred"), ["S-30-s0"], None)
+
+
+def test_a_ledger_entry_made_under_other_recipes_is_refused(
+    steps: list[table.Step], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands read the same, but the preset's MIM-JEPA recipe changed under them."""
+    by_name = {step.name: step for step in steps}
+    _fake_run(by_name["pretrain-s0"])
+    table.record(by_name["pretrain-s0"], by_name)
+    monkeypatch.setattr(table, "run_step", lambda step: pytest.fail(f"{step.name} ran"))
+    table._check_ledger(steps, table.load_ledger())  # unchanged recipes: accepted
+    original = scarce.config.load_config
+
+    def changed(name: str, overrides: list[str]) -> scarce.config.ScarceConfig:
+        return original(name, [*overrides, "masking.ratio=0.5"] if name == table.PRESET else overrides)
+
+    monkeypatch.setattr(scarce.config, "load_config", changed)
+    with pytest.raises(SystemExit, match="pretrain-s0 was run with other recipes"):
+        table.run(steps, ["T-10-s0"], None)
+
+
+def test_a_failed_step_leaves_out_the_steps_that_start_from_it(
+    steps: list[table.Step], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run_step(step: table.Step) -> None:
+        if step.name == "T-10-s0":
+            raise subprocess.CalledProcessError(1, list(step.command))
+        _fake_run(step)
+
+    monkeypatch.setattr(table, "run_step", run_step)
+    names = ["pretrain-s0", "T-10-s0", "U-10-s0", "K-10-s0", "F-10-s0", "S-10-s0"]
+    monkeypatch.setattr(table, "record", lambda step, by_name, rebuilt=(): table._save_entry(step.name, {}))
+    monkeypatch.setattr(table, "_check_ledger", lambda steps, ledger: None)
+
+    assert table.run(steps, names, None) == ["T-10-s0"]
+    assert set(table.load_ledger()) == {"pretrain-s0", "F-10-s0", "S-10-s0"}
+
+
+def test_the_student_is_checked_before_any_teacher_trains(
+    steps: list[table.Step], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert table.student_flops_ratio() == pytest.approx(0.44, abs=0.01)  # scott-small-96 / scott-cpu-96
+    monkeypatch.setattr(table, "student_flops_ratio", lambda: 0.6)
+    monkeypatch.setattr(table, "run_step", lambda step: pytest.fail(f"{step.name} ran"))
+    with pytest.raises(SystemExit, match=r"0\.60x its teacher's FLOPs"):
+        table.run(steps, ["pretrain-s0"], None)
 
 
 def test_a_step_built_but_not_recorded_is_recorded_without_running_again(
