@@ -25,6 +25,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 IMAGENETTE = DATASETS / "imagenette"
 IMAGEWOOF = DATASETS / "imagewoof"
+FULL_CONTEXT_RECIPE = ("mimjepa.context=full", "schedule.ema_start=0.996", "schedule.ema_end=1.0")
+"""The ``scott-cpu-*`` presets' MIM-JEPA context and target EMA before the MIM-JEPA study's winner became
+their default (``docs/mimjepa-study.md``): benchmarks run before that, or compared with the reference
+SCOTT code (which runs the context encoder over every token), pin them."""
 
 
 def median_seconds(step: Callable[[], object], repeats: int, warmup: int = 1) -> float:

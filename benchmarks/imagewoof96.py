@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.common import FULL_CONTEXT_RECIPE
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = "npz:../shared/datasets/imagewoof"
@@ -39,6 +41,7 @@ SUPERVISED_EPOCHS = 225  # 225 x ~15.4 s = ~58 min
 VIT_EPOCHS = 170  # 170 x ~19 s = ~54 min (calibration: benchmarks/results/tuning/calibration.md)
 VIT_WARMUP = 23  # the same 13 % warm-up share as MIMJEPA_WARMUP
 CENTRED = "mimjepa.target_centering=batch"
+BEFORE_STUDY = [item for setting in FULL_CONTEXT_RECIPE for item in ("--set", setting)]  # A ran before it
 MOCO_EPOCHS = 90  # S3L arms, the same epochs at 48 px (E1) and 96 px (E2): 90 x ~35 s = ~53 min for E2
 MOCO_RESNET18 = ["backbone.kind=resnet18", "backbone.drop_last_stage=false", "model.img_size=96"]
 
@@ -69,7 +72,7 @@ class Arm:
         out = str(self.run_dir(seed))
         common = ["--data", DATA, "-o", out, "--seed", str(seed), "--no-progress"]
         if self.name == "A":
-            extra = ["--set", f"schedule.warmup_epochs={MIMJEPA_WARMUP}", "--set", CENTRED]
+            extra = ["--set", f"schedule.warmup_epochs={MIMJEPA_WARMUP}", "--set", CENTRED, *BEFORE_STUDY]
             return ["scarce", "pretrain", "-c", PRESET, "--epochs", str(MIMJEPA_EPOCHS), *common, *extra]
         if self.name == "B":
             return ["scarce", "supervised", "-c", PRESET, "--epochs", str(SUPERVISED_EPOCHS), *common]

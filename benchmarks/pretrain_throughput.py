@@ -62,7 +62,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import IMAGEWOOF, matmul_gflops, run_header, write_results
+from benchmarks.common import FULL_CONTEXT_RECIPE, IMAGEWOOF, matmul_gflops, run_header, write_results
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HARNESS = SHARED / "bench" / "ref_scott" / "bench.py"
@@ -71,20 +71,21 @@ REFERENCE = SHARED / "reference" / "scott"
 # Harness config -> the scarce preset with the same architecture, image size and batch. Everything else the
 # harness fixes (SwiGLU, dropout 0.2, attention dropout 0.1, stochastic depth 0.1, predictor depth 3, blockwise
 # masking 0.6, 'diff' two-view augmentation) is what these presets set too.
-PAPER_TARGETS = "mimjepa.target_centering=none"  # the reference's targets (the CPU presets centre them)
+# The reference's targets (the CPU presets centre them) and context encoder (over every token).
+PAPER_TARGETS = ("mimjepa.target_centering=none", *FULL_CONTEXT_RECIPE)
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny96": {
         "preset": "scott-cpu-96",
-        "overrides": [PAPER_TARGETS],
+        "overrides": [*PAPER_TARGETS],
         "batch": 64,
     },  # SCOTT, 96 px, D192, depth 6, 3 heads
     "small96": {
         "preset": "scott-cpu-96",
-        "overrides": [PAPER_TARGETS, "model.embed_dim=384", "model.depth=12", "model.num_heads=4"],
+        "overrides": [*PAPER_TARGETS, "model.embed_dim=384", "model.depth=12", "model.num_heads=4"],
         "batch": 64,
     },
     "paper224": {"preset": "scott-paper", "overrides": [], "batch": 16},  # 224 px, D384, depth 12, 4 heads
-    "vit96": {"preset": "vit-cpu-96", "overrides": [PAPER_TARGETS], "batch": 64},  # patch-embed ViT, D192, depth 6
+    "vit96": {"preset": "vit-cpu-96", "overrides": [*PAPER_TARGETS], "batch": 64},  # patch-embed ViT, D192, depth 6
 }
 MODES = ("compute", "full")
 
