@@ -690,7 +690,7 @@ def plot(listed: list[dict[str, Any]]) -> None:
     finish_plot(figure, axis, "label_efficiency", xlabel="labels per class", ylabel="test top-1 %", title=title)
 
 
-STUDY_ARM = "centred"
+STUDY_ARM = "visible-ema-short"
 """The MIM-JEPA study arm whose recipe the ``scott-cpu-96`` preset carries (its calibration fixes the
 pretraining epochs); set to the study's winner when the study is resolved."""
 
