@@ -48,3 +48,20 @@ def test_started_runs_stay_listed_when_their_folder_is_lost(tmp_path, monkeypatc
     assert listed["visible-30m-s1"]["epochs_done"] == 2 and not listed["visible-30m-s1"]["folder_lost"]
     assert listed["ijepa-30m-s1"]["folder_lost"] and listed["ijepa-30m-s1"]["epochs_done"] == 5
     assert "lost with its session's machine" in study._unfinished_line(listed["ijepa-30m-s1"])
+
+
+def test_the_cpu_presets_carry_the_studys_winner() -> None:
+    """The table pretrains ``STUDY_ARM``'s recipe; every ``scott-cpu-*`` preset has the same MIM-JEPA
+    settings (only the resolution and token grid differ), and ``scott-paper`` stays the paper's."""
+    from benchmarks.label_efficiency import STUDY_ARM, _study_arm
+
+    assert _study_arm() == STUDY_ARM
+    winner = ARMS[STUDY_ARM]
+    for size in (32, 64, 96):
+        preset = load_config(f"scott-cpu-{size}", [])
+        for override in winner.overrides:
+            key, value = override.split("=")
+            section, name = key.split(".")
+            assert str(getattr(getattr(preset, section), name)) == value, (size, override)
+    paper = load_config("scott-paper", [])
+    assert (paper.mimjepa.context, paper.schedule.ema_start, paper.schedule.ema_end) == ("full", 0.996, 1.0)
