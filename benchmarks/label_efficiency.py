@@ -619,6 +619,8 @@ def report() -> None:
         "- S is two recipes: with 10 and 30 labels per class `finetune-cpu` from random weights (the few-label",
         "  scratch baseline, 100 epochs, last epoch tested); with all labels `scarce supervised -c scott-cpu-96`",
         "  for 225 epochs (selection on the carved validation split).",
+        "- T's, U's and K's recipes (`finetune-cpu`, `semisup-cpu`, `distill-cpu`) were chosen on Imagenette",
+        "  starting from the encoder of the MIM-JEPA recipe before the study's winner became the preset's default.",
         "- K's teacher is U, chosen on the development set before this table (U over T: +0.2 points at 10",
         "  labels per class, one image of 500 and one seed, +1.4 at 30; `results/self_training.md`), and not",
         "  changed after seeing these test scores.",
@@ -692,7 +694,7 @@ def plot(listed: list[dict[str, Any]]) -> None:
 
 STUDY_ARM = "visible-ema-short"
 """The MIM-JEPA study arm whose recipe the ``scott-cpu-96`` preset carries (its calibration fixes the
-pretraining epochs); set to the study's winner when the study is resolved."""
+pretraining epochs): the study's winner (``docs/mimjepa-study.md``)."""
 
 
 def _study_arm() -> str:

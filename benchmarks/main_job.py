@@ -35,6 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     run_dir = RUNS / "main-job"
     shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(RUNS / "main-job-eval", ignore_errors=True)  # benchmarks.visualize_report's, of the old run
     command = ["scarce", "pretrain", "-c", args.preset, "--data", args.data, "-o", str(run_dir)]
     command += ["--epochs", str(args.epochs), "--no-progress", *(["--download"] if args.download else [])]
     started = time.perf_counter()

@@ -8,7 +8,7 @@ Development set: the npz copy of Imagenette (1,350 carved training images, 150 c
 images, 500 official val images). Selection uses only these two validation splits; no number here
 is a result (the label-efficiency table applies the winner to Imagewoof unchanged).
 
-**Arms.** Round 1 moves one lever of the current recipe (``scott-cpu-96``, batch-centred targets)
+**Arms.** Round 1 moves one lever of the starting recipe (``scott-cpu-96``, batch-centred targets)
 at a time. Round 2 moves each remaining lever on top of round 1's best (the visible-only context),
 a greedy search: with a 30-minute screen per arm on 2 cores, the full grid is out of reach.
 
@@ -92,7 +92,7 @@ class Arm:
 ARMS = {
     arm.name: arm
     for arm in (
-        Arm("centred", (), "the current CPU default: scott-cpu-96, batch-centred targets, blockwise 60 %"),
+        Arm("centred", (), "the CPU default before the study: scott-cpu-96, batch-centred targets, blockwise 60 %"),
         Arm("visible", ("mimjepa.context=visible",), "context encoder over the visible tokens only (I-JEPA / MAE)"),
         Arm("top3", ("mimjepa.target_layers=3",), "targets: mean of the last 3 of 6 blocks, instance-normed"),
         Arm("multiblock", ("masking.kind=multiblock",), "I-JEPA masks: 4 targets of 15-20 %, context 85-100 %"),
@@ -345,7 +345,7 @@ def report() -> None:
             wall,
             load,
             row.get("environment", {}).get("processor", "?"),
-            row["note"],
+            ARMS[row["arm"]].note if row["arm"] in ARMS else row["note"],  # the code's (current) wording
         ]
         lines.append("| " + " | ".join(cells) + " |")
     unfinished = unfinished_runs(rows, load_results().get("unfinished", []))

@@ -4,7 +4,8 @@
     python -m benchmarks.self_training report                 # results/self_training.{json,md}
 
 Starting points are the few-label fine-tuned runs of ``python -m benchmarks.few_labels`` (the README
-main job's encoder fine-tuned with ``finetune-cpu`` on 10 and 30 labels per class, label seed 0), in
+main job's encoder fine-tuned with ``finetune-cpu`` on 10 and 30 labels per class, label seed 0; for the
+committed results, the encoder of the recipe before the MIM-JEPA study's winner), in
 ``$SCARCE_BENCHMARK_RUNS/few-labels``. Arms, one ``scarce`` command each:
 
 - ``semisup-N``: ``scarce semisup`` of ``finetune-N`` (the ``semisup-cpu`` preset, the same N labels);

@@ -6,7 +6,8 @@ screenshot of the report in headless Chromium.
 Defaults: the README's main job (``python -m benchmarks.main_job``: scott-cpu-96, 30 epochs on the
 npz copy of Imagenette) in ``$SCARCE_BENCHMARK_RUNS/main-job`` and its evaluation in
 ``$SCARCE_BENCHMARK_RUNS/main-job-eval`` (``scarce evaluate RUN --out DIR``; made when missing).
-Writes ``results/visualize_report.{json,md}`` and ``docs/images/report.png`` (the top of the page,
+The committed outputs show the main job of the recipe before the MIM-JEPA study's winner became the
+preset's default. Writes ``results/visualize_report.{json,md}`` and ``docs/images/report.png`` (the top of the page,
 900 px wide). Run it on an idle machine: the seconds are wall-clock.
 """
 
