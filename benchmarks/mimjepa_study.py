@@ -402,34 +402,42 @@ def _unfinished_line(entry: dict[str, Any]) -> str:
 
 def plot(rows: list[dict[str, Any]]) -> None:
     """Online-probe validation top-1 against pretraining minutes, one line per run; the final dev
-    linear top-1 as a marker at the end of each line."""
+    linear top-1 as a marker at the end of each line. Left: the 30-minute screen; right: the longer
+    confirmation runs. Minutes are the budget's (epoch x the calibrated seconds per epoch), so runs
+    made on machines of different speed share one axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, (screen_axis, long_axis) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for row in rows:
         if not row.get("curve"):
             if row["arm"] == RANDOM_INIT and "linear" in row["scores"]:
                 floor = 100 * row["scores"]["linear"]["dev_top1"]
-                axis.axhline(floor, color="grey", linestyle=":", label="random init (linear, dev)")
+                for axis in (screen_axis, long_axis):
+                    axis.axhline(floor, color="grey", linestyle=":", label="random init (linear, dev)")
             continue
-        minutes, elapsed = [], 0.0
-        for record in row["curve"]:
-            elapsed += record["seconds"] / 60
-            minutes.append(elapsed)
+        axis = screen_axis if row["minutes"] <= 30 else long_axis
+        minutes_per_epoch = row["minutes"] / row["epochs"]
+        minutes = [minutes_per_epoch * (index + 1) for index in range(len(row["curve"]))]
         online = [100 * (record["online_probe_val_top1"] or 0.0) for record in row["curve"]]
-        (line,) = axis.plot(minutes, online, label=f"{row['arm']} s{row['seed']} (online probe)")
+        label = f"{row['arm']} {row['minutes']} min s{row['seed']}"
+        (line,) = axis.plot(minutes, online, label=label, linewidth=1)
         if "linear" in row["scores"]:
             axis.plot(minutes[-1], 100 * row["scores"]["linear"]["dev_top1"], "o", color=line.get_color())
+    screen_axis.set_title("30-minute screen, seed 0")
+    screen_axis.set_xlabel("pretraining minutes (calibrated)")
+    screen_axis.set_ylabel("top-1 % (line: online probe, val; dot: linear probe, dev)")
+    screen_axis.grid(alpha=0.3)
+    screen_axis.legend(fontsize=7)
     finish_plot(
         figure,
-        axis,
+        long_axis,
         "mimjepa_study",
-        xlabel="pretraining minutes (measured)",
-        ylabel="top-1 % (line: online probe, val; dot: linear probe, dev)",
-        title="MIM-JEPA study on Imagenette 96 px (development set)",
+        xlabel="pretraining minutes (calibrated)",
+        ylabel="",
+        title="60- and 180-minute runs (Imagenette 96 px, development set)",
     )
 
 
