@@ -147,15 +147,20 @@ def spread_text(values: list[float]) -> str:
     return f"{min(values):+.3f} / {statistics.mean(values):+.3f} / {max(values):+.3f}"
 
 
-def finish_plot(figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, title: str) -> None:
-    """Label, grid and legend ``axis``, then write ``results/NAME.png`` and close ``figure`` (matplotlib)."""
-    import matplotlib.pyplot as plt
-
+def label_axis(axis: Any, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid and legend one matplotlib ``axis`` the way every benchmark plot does."""
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
+
+
+def finish_plot(figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Label ``axis`` (:func:`label_axis`), then write ``results/NAME.png`` and close ``figure`` (matplotlib)."""
+    import matplotlib.pyplot as plt
+
+    label_axis(axis, xlabel=xlabel, ylabel=ylabel, title=title)
     figure.tight_layout()
     figure.savefig(RESULTS_DIR / f"{name}.png", dpi=90)
     plt.close(figure)

@@ -46,6 +46,7 @@ from benchmarks.common import (
     RESULTS_DIR,
     commit_results,
     finish_plot,
+    label_axis,
     matmul_gflops,
     run_header,
     run_timed,
@@ -426,11 +427,12 @@ def plot(rows: list[dict[str, Any]]) -> None:
         (line,) = axis.plot(minutes, online, label=label, linewidth=1)
         if "linear" in row["scores"]:
             axis.plot(minutes[-1], 100 * row["scores"]["linear"]["dev_top1"], "o", color=line.get_color())
-    screen_axis.set_title("30-minute screen, seed 0")
-    screen_axis.set_xlabel("pretraining minutes (calibrated)")
-    screen_axis.set_ylabel("top-1 % (line: online probe, val; dot: linear probe, dev)")
-    screen_axis.grid(alpha=0.3)
-    screen_axis.legend(fontsize=7)
+    label_axis(
+        screen_axis,
+        xlabel="pretraining minutes (calibrated)",
+        ylabel="top-1 % (line: online probe, val; dot: linear probe, dev)",
+        title="30-minute screen, seed 0",
+    )
     finish_plot(
         figure,
         long_axis,
