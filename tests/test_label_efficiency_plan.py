@@ -30,6 +30,12 @@ def _after(command: tuple[str, ...], option: str) -> str:
     return command[command.index(option) + 1]
 
 
+def _without(command: tuple[str, ...], *options: str) -> list[str]:
+    """``command`` without ``options`` and their values."""
+    dropped = {index + shift for index, word in enumerate(command) if word in options for shift in (0, 1)}
+    return [word for index, word in enumerate(command) if index not in dropped]
+
+
 def test_budgeted_steps_draw_the_labels_of_their_seed(steps: list[table.Step]) -> None:
     for step in steps:
         assert _after(step.command, "--seed") == str(step.seed), step.name
@@ -64,6 +70,10 @@ def test_each_arm_starts_from_the_run_it_claims(steps: list[table.Step], tmp_pat
             assert step.command[2] == f"{pretrained}/encoder.safetensors", step.name
         elif step.arm == "T":
             assert step.command[2] == pretrained and "--random-init" not in step.command, step.name
+        elif step.arm == "TS":  # S's all-label command from the pretrained encoder: the start differs, nothing else
+            assert step.command[1] == "supervised" and _after(step.command, "--init") == pretrained, step.name
+            with_aux = next(s for s in steps if (s.arm, s.labels_per_class, s.seed) == ("S+aux", None, step.seed))
+            assert _without(step.command, "-o", "--init") == _without(with_aux.command, "-o", "--set"), step.name
         elif step.arm == "U":
             assert step.command[2] == str(tmp_path / f"T-{budget}-s{step.seed}"), step.name
         elif step.arm == "K":
@@ -81,10 +91,11 @@ def test_seeds_and_budgets_of_each_arm(steps: list[table.Step]) -> None:
     for arm in table.ARM_ORDER:
         for labels in (10, 30):
             seeds = sorted(step.seed for step in arms if (step.arm, step.labels_per_class) == (arm, labels))
-            assert seeds == ([0, 1] if arm in table.TWO_SEEDS else [0]), (arm, labels)
+            expected = [] if arm in table.ALL_LABELS_ONLY else [0, 1] if arm in table.TWO_SEEDS else [0]
+            assert seeds == expected, (arm, labels)
     with_all = {step.arm for step in arms if step.labels_per_class is None}
     reused = {"S"} if table.supervised_all_reusable() else set()  # then its rows come from imagewoof96.json
-    assert with_all | reused == {"S", "S+aux", "F", "T", "K"}  # U needs unlabelled images; M runs at 10 and 30
+    assert with_all | reused == {"S", "S+aux", "F", "T", "TS", "K"}  # U needs unlabelled images; M runs at 10 and 30
     assert not with_all & reused
 
 
