@@ -307,6 +307,10 @@ def reused_supervised_rows() -> list[dict[str, Any]]:
     return listed
 
 
+EPOCH_LOGS = RESULTS_DIR / "label_efficiency_epochs"
+"""Each finished step's per-epoch log (``NAME.jsonl``: loss, validation top-1, pseudo-label accuracy, ...),
+committed with the ledger: the evidence behind the table's notes, kept when the run folder is lost."""
+
 LEDGER = RESULTS_DIR / "label_efficiency.json"
 """The committed results; its ``steps`` is the ledger: one entry per finished step (its rows, minutes and
 command), written as the step ends, so a result outlives the machine its run folder was on."""
@@ -449,7 +453,8 @@ def run(steps: list[Step], only: list[str] | None, max_hours: float | None, comm
             continue
         record(step, by_name, rebuilt)
         if commit:
-            commit_results([LEDGER], f"Label-efficiency table: {step.name} done")
+            log = EPOCH_LOGS / f"{step.name}.jsonl"
+            commit_results([LEDGER, *([log] if log.exists() else [])], f"Label-efficiency table: {step.name} done")
     return sorted(failed)
 
 
@@ -495,6 +500,10 @@ def record(step: Step, by_name: dict[str, Step], rebuilt: tuple[str, ...] | list
     per probe family tested) with the test metrics, the labels used, its minutes, those of its chain and
     of the pretraining it descends from (shared, counted once per seed in the table's notes)."""
     own = _timing(step)
+    epochs = step.run_dir / "epochs.jsonl"
+    if epochs.exists():
+        EPOCH_LOGS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(epochs, EPOCH_LOGS / f"{step.name}.jsonl")
     entry: dict[str, Any] = {
         "command": " ".join(step.command),
         "runs": str(RUNS),

@@ -23,6 +23,7 @@ from tests.helpers import IMAGENETTE, needs_data
 def steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[table.Step]:
     monkeypatch.setattr(table, "RUNS", tmp_path)
     monkeypatch.setattr(table, "LEDGER", tmp_path / "ledger.json")  # never the committed results
+    monkeypatch.setattr(table, "EPOCH_LOGS", tmp_path / "epoch-logs")
     return table.plan("centred")
 
 
@@ -140,6 +141,8 @@ def test_rows_count_the_chain_and_the_pretraining(steps: list[table.Step]) -> No
     assert (row["step"], row["chain"], row["pretraining"]) == ("K-10-s0", ["U-10-s0", "T-10-s0"], "pretrain-s0")
     assert (row["cpu_minutes"], row["chain_cpu_minutes"], row["pretraining_cpu_minutes"]) == (0.5, 3.0, 10.0)
     assert (row["epoch_minutes"], row["student_flops_ratio"], row["labels_used"]) == (1.0, 0.44, {"train": 100})
+    for name in ("pretrain-s0", "T-10-s0", "U-10-s0", "K-10-s0"):  # each step's per-epoch log, kept beside the ledger
+        assert (table.EPOCH_LOGS / f"{name}.jsonl").read_text() == (by_name[name].run_dir / "epochs.jsonl").read_text()
     (by_name["K-10-s0"].run_dir / "distillation.json").write_text(json.dumps({"flops_ratio": 0.6}))
     with pytest.raises(SystemExit, match=r"0\.60x its teacher's FLOPs"):
         table.record(by_name["K-10-s0"], by_name)
