@@ -100,7 +100,7 @@ ALL_LABELS_ONLY = ("TS",)  # arms with all labels only
 ARM_NAMES = {
     "S": "supervised from scratch",
     "S+aux": "supervised from scratch + DRLoc",
-    "F": "MIM-JEPA encoder, frozen (probes)",
+    "F": "MIM-JEPA encoder, frozen",
     "T": "MIM-JEPA encoder, fine-tuned",
     "TS": "MIM-JEPA encoder, trained with S's all-label recipe",
     "U": "fine-tuned, then self-trained on the unlabelled rest",
@@ -697,7 +697,9 @@ def plot(listed: list[dict[str, Any]]) -> None:
             100 * statistics.mean(r["test"]["top1"] for r in points if (r["labels_per_class"] or all_labels_x) == x)
             for x in xs
         ]
-        (line,) = axis.plot(xs, means, marker="o", label=f"{arm}: {ARM_NAMES[arm]}")
+        family = f" ({PLOTTED_FAMILY[arm]} probe)" if arm in PLOTTED_FAMILY else ""
+        color = f"C{ARM_ORDER.index(arm)}"  # an arm keeps its colour as the table fills in
+        (line,) = axis.plot(xs, means, marker="o", color=color, label=f"{arm}: {ARM_NAMES[arm]}{family}")
         for r in points:
             axis.plot(
                 r["labels_per_class"] or all_labels_x, 100 * r["test"]["top1"], ".", color=line.get_color(), alpha=0.5
