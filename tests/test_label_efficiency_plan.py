@@ -78,7 +78,7 @@ def test_each_arm_starts_from_the_run_it_claims(steps: list[table.Step], tmp_pat
         elif step.arm == "U":
             assert step.command[2] == str(tmp_path / f"T-{budget}-s{step.seed}"), step.name
         elif step.arm == "K":
-            teacher = "U" if step.labels_per_class is not None else "T"  # no unlabelled images with all labels
+            teacher = "U" if step.labels_per_class is not None else "TS"  # no unlabelled images with all labels
             assert _after(step.command, "--teacher") == str(tmp_path / f"{teacher}-{budget}-s{step.seed}")
             assert _after(step.command, "--student") == table.STUDENT
         else:
