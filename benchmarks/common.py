@@ -3,6 +3,7 @@ never import from ``tests``): the shared dataset paths, timing, the matmul refer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -72,16 +73,31 @@ def run_timed(command: list[str], log: Path | None = None, record_in: Path | Non
 
     wall, cpu = time.perf_counter(), child_cpu_seconds()
     try:
-        if log is None:
-            subprocess.run(command, check=True)
-        else:
-            with log.open("a") as stream:
-                subprocess.run(command, check=True, stdout=stream, stderr=subprocess.STDOUT)
+        with contextlib.ExitStack() as stack:
+            stream = None if log is None else stack.enter_context(log.open("a"))
+            process = subprocess.Popen(command, stdout=stream, stderr=None if log is None else subprocess.STDOUT)
+            try:
+                returncode = process.wait()
+            except KeyboardInterrupt:  # not subprocess.run: it kills the child unreaped, losing its CPU time
+                _reap(process)
+                raise
+        if returncode:
+            raise subprocess.CalledProcessError(returncode, command)
     finally:
         wall, cpu = time.perf_counter() - wall, child_cpu_seconds() - cpu
         if record_in is not None and record_in.exists():
             add_timing(record_in, wall, cpu)
     return wall, cpu
+
+
+def _reap(process: subprocess.Popen, grace_seconds: float = 120.0) -> None:
+    """Wait for an interrupted child (Ctrl-C reaches its process group too: it checkpoints and exits),
+    killing it after ``grace_seconds``, so that ``RUSAGE_CHILDREN`` counts its CPU time."""
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def commit_results(paths: list[Path], message: str) -> None:
