@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 # The child burns about 1 s of CPU and exits by itself; the parent is interrupted after 0.2 s (SIGALRM ->
 # KeyboardInterrupt, as Ctrl-C would), so the child is still running when the interrupt arrives.
 WRAPPER = textwrap.dedent(
@@ -44,10 +46,7 @@ def test_interrupted_call_counts_the_child_cpu_time(tmp_path: Path) -> None:
 def test_failing_command_raises_and_is_timed(tmp_path: Path) -> None:
     from benchmarks.common import run_timed
 
-    try:
+    with pytest.raises(subprocess.CalledProcessError) as error:
         run_timed([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "log.txt", record_in=tmp_path)
-    except subprocess.CalledProcessError as error:
-        assert error.returncode == 3
-    else:
-        raise AssertionError("a failing command must raise CalledProcessError")
+    assert error.value.returncode == 3
     assert json.loads((tmp_path / "benchmark_timing.json").read_text())["calls"] == 1
