@@ -163,20 +163,24 @@ def spread_text(values: list[float]) -> str:
     return f"{min(values):+.3f} / {statistics.mean(values):+.3f} / {max(values):+.3f}"
 
 
-def label_axis(axis: Any, *, xlabel: str, ylabel: str, title: str) -> None:
-    """Label, grid and legend one matplotlib ``axis`` the way every benchmark plot does."""
+def label_axis(axis: Any, *, xlabel: str, ylabel: str, title: str, legend_outside: bool = False) -> None:
+    """Label, grid and legend one matplotlib ``axis`` the way every benchmark plot does; ``legend_outside``
+    puts the legend right of the axes, where it covers no line (plots with many lines)."""
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    placement = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)} if legend_outside else {}
+    axis.legend(fontsize=7, **placement)
 
 
-def finish_plot(figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, title: str) -> None:
+def finish_plot(
+    figure: Any, axis: Any, name: str, *, xlabel: str, ylabel: str, title: str, legend_outside: bool = False
+) -> None:
     """Label ``axis`` (:func:`label_axis`), then write ``results/NAME.png`` and close ``figure`` (matplotlib)."""
     import matplotlib.pyplot as plt
 
-    label_axis(axis, xlabel=xlabel, ylabel=ylabel, title=title)
+    label_axis(axis, xlabel=xlabel, ylabel=ylabel, title=title, legend_outside=legend_outside)
     figure.tight_layout()
-    figure.savefig(RESULTS_DIR / f"{name}.png", dpi=90)
+    figure.savefig(RESULTS_DIR / f"{name}.png", dpi=90, bbox_inches="tight" if legend_outside else None)
     plt.close(figure)

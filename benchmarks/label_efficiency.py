@@ -689,7 +689,7 @@ def plot(listed: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     all_labels_x = TRAINING_IMAGES // 10  # "all": 300 labels per class (270 train + 30 validation)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 4.5))
     for arm in ARM_ORDER:
         points = [r for r in listed if r["arm"] == arm and _plotted(r)]
         if not points:
@@ -712,7 +712,8 @@ def plot(listed: list[dict[str, Any]]) -> None:
     axis.set_xscale("log")
     axis.set_xticks([10, 30, all_labels_x], ["10", "30", f"all ({all_labels_x})"])
     title = "Imagewoof 96 px: test top-1 against labels per class"
-    finish_plot(figure, axis, "label_efficiency", xlabel="labels per class", ylabel="test top-1 %", title=title)
+    labels = {"xlabel": "labels per class", "ylabel": "test top-1 %", "title": title}
+    finish_plot(figure, axis, "label_efficiency", **labels, legend_outside=True)  # 8 lines: the legend beside
 
 
 STUDY_ARM = "visible-ema-short"
